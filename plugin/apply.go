@@ -341,7 +341,7 @@ func (o *ApplyOptions) wait(ctx context.Context, c leadclient.User, name string,
 		w, err := c.Watch(ctx, index, wait)
 		if err != nil {
 			if ctx.Err() != nil {
-					return o.waitErr(ctx, name, comps)
+				return o.waitErr(ctx, name, comps)
 			}
 			return err
 		}
@@ -350,7 +350,9 @@ func (o *ApplyOptions) wait(ctx context.Context, c leadclient.User, name string,
 }
 
 func (o *ApplyOptions) waitErr(ctx context.Context, name string, comps []fleetview.Component) error {
-	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	// The deadline may be reached a moment before ctx reports it; only an
+	// interrupt is not a timeout.
+	if errors.Is(ctx.Err(), context.Canceled) {
 		return fmt.Errorf("stopped waiting for %s", name)
 	}
 	healthy := 0

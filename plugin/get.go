@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/liggitt/tabwriter"
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -32,8 +34,9 @@ type resource struct {
 	singular string
 	aliases  []string
 	columns  []metav1.TableColumnDefinition
-	// fetch lists every object of the kind, in display order.
-	fetch func(ctx context.Context, c leadclient.User, o *GetOptions) ([]row, error)
+	// fetch lists every object of the kind, in display order, and the
+	// knowledge base index the list is at (where a watch starts).
+	fetch func(ctx context.Context, c leadclient.User, o *GetOptions) ([]row, uint64, error)
 	// watchWait is how long one watch call waits; kinds whose changes do
 	// not move the knowledge base index (the lead group) wait less.
 	watchWait time.Duration
@@ -189,15 +192,20 @@ func (o *GetOptions) Run(ctx context.Context) error {
 		return err
 	}
 	defer s.Close()
-	rows, err := o.res.fetch(ctx, s.Client, o)
+	rows, index, err := o.res.fetch(ctx, s.Client, o)
 	if err != nil {
 		return err
 	}
 	rows, missing := o.filter(rows)
 	table := o.Output.TablePrinter()
-	if err := o.print(table, rows, true); err != nil {
+	// One tabwriter for the whole run, as kubectl get -w does: it
+	// remembers column widths, so rows printed later line up.
+	tw := printers.GetNewTabWriter(o.root.Out)
+	defer tw.Flush()
+	if err := o.print(table, tw, rows, true); err != nil {
 		return err
 	}
+	_ = tw.Flush()
 	if len(rows) == 0 && len(missing) == 0 && o.Output.Human() && !o.Watch {
 		fmt.Fprintf(o.root.ErrOut, "No %s found.\n", o.res.plural)
 	}
@@ -209,7 +217,7 @@ func (o *GetOptions) Run(ctx context.Context) error {
 	}
 	ctx, cancel := o.root.Env.Interrupt(ctx)
 	defer cancel()
-	return o.watch(ctx, s.Client, table, rows)
+	return o.watch(ctx, s.Client, table, tw, rows, index)
 }
 
 // filter keeps the named objects, in the order named.
@@ -233,13 +241,13 @@ func (o *GetOptions) filter(rows []row) (kept []row, missing []string) {
 	return kept, missing
 }
 
-func (o *GetOptions) print(table printers.ResourcePrinter, rows []row, first bool) error {
+func (o *GetOptions) print(table printers.ResourcePrinter, out io.Writer, rows []row, first bool) error {
 	if o.Output.Human() {
 		cells := make([][]any, len(rows))
 		for i, r := range rows {
 			cells[i] = r.cells
 		}
-		return printTable(table, o.root.Out, o.res.columns, cells)
+		return printTable(table, out, o.res.columns, cells)
 	}
 	objs := make([]*unstructured.Unstructured, len(rows))
 	for i, r := range rows {
@@ -249,23 +257,22 @@ func (o *GetOptions) print(table printers.ResourcePrinter, rows []row, first boo
 	// kubectl get -w -o json does.
 	if !first {
 		for _, obj := range objs {
-			if err := o.printer.PrintObj(obj, o.root.Out); err != nil {
+			if err := o.printer.PrintObj(obj, out); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	return printObjects(o.printer, o.root.Out, objs, len(o.names) == 1)
+	return printObjects(o.printer, out, objs, len(o.names) == 1)
 }
 
 // watch long-polls the lead for knowledge base changes and prints the rows
 // that changed, until ctx ends (Ctrl-C), which is a normal end.
-func (o *GetOptions) watch(ctx context.Context, c leadclient.User, table printers.ResourcePrinter, last []row) error {
+func (o *GetOptions) watch(ctx context.Context, c leadclient.User, table printers.ResourcePrinter, tw *tabwriter.Writer, last []row, index uint64) error {
 	prev := map[string]*unstructured.Unstructured{}
 	for _, r := range last {
 		prev[r.name] = r.obj
 	}
-	var index uint64
 	for {
 		w, err := c.Watch(ctx, index, o.res.watchWait)
 		if ctx.Err() != nil {
@@ -274,14 +281,14 @@ func (o *GetOptions) watch(ctx context.Context, c leadclient.User, table printer
 		if err != nil {
 			return err
 		}
-		index = w.Index
-		rows, err := o.res.fetch(ctx, c, o)
+		rows, listIndex, err := o.res.fetch(ctx, c, o)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
+		index = max(w.Index, listIndex)
 		rows, _ = o.filter(rows)
 		var changed []row
 		for _, r := range rows {
@@ -291,7 +298,10 @@ func (o *GetOptions) watch(ctx context.Context, c leadclient.User, table printer
 			prev[r.name] = r.obj
 		}
 		if len(changed) > 0 {
-			if err := o.print(table, changed, false); err != nil {
+			if err := o.print(table, tw, changed, false); err != nil {
+				return err
+			}
+			if err := tw.Flush(); err != nil {
 				return err
 			}
 		}
@@ -306,10 +316,10 @@ func quoteList(names []string) string {
 	return strings.Join(q, ", ")
 }
 
-func fetchApps(ctx context.Context, c leadclient.User, o *GetOptions) ([]row, error) {
+func fetchApps(ctx context.Context, c leadclient.User, o *GetOptions) ([]row, uint64, error) {
 	list, err := c.ListApps(ctx)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	fleetview.SortApps(list.Items)
 	now := o.root.Env.Now()
@@ -327,17 +337,17 @@ func fetchApps(ctx context.Context, c leadclient.User, o *GetOptions) ([]row, er
 			},
 		})
 	}
-	return rows, nil
+	return rows, list.Index, nil
 }
 
-func fetchClusters(ctx context.Context, c leadclient.User, o *GetOptions) ([]row, error) {
+func fetchClusters(ctx context.Context, c leadclient.User, o *GetOptions) ([]row, uint64, error) {
 	list, err := c.ListClusters(ctx)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	nodes, err := c.ListNodes(ctx, "")
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	now := o.root.Env.Now()
 	var rows []row
@@ -355,13 +365,13 @@ func fetchClusters(ctx context.Context, c leadclient.User, o *GetOptions) ([]row
 			},
 		})
 	}
-	return rows, nil
+	return rows, max(list.Index, nodes.Index), nil
 }
 
-func fetchNodes(ctx context.Context, c leadclient.User, o *GetOptions) ([]row, error) {
+func fetchNodes(ctx context.Context, c leadclient.User, o *GetOptions) ([]row, uint64, error) {
 	list, err := c.ListNodes(ctx, o.Cluster)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	fleetview.SortNodes(list.Items)
 	now := o.root.Env.Now()
@@ -393,13 +403,13 @@ func fetchNodes(ctx context.Context, c leadclient.User, o *GetOptions) ([]row, e
 			},
 		})
 	}
-	return rows, nil
+	return rows, list.Index, nil
 }
 
-func fetchLeads(ctx context.Context, c leadclient.User, _ *GetOptions) ([]row, error) {
+func fetchLeads(ctx context.Context, c leadclient.User, _ *GetOptions) ([]row, uint64, error) {
 	st, err := c.RaftStatus(ctx)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	leads := fleetview.LeadsOf(st)
 	rows := make([]row, 0, len(leads))
@@ -413,5 +423,5 @@ func fetchLeads(ctx context.Context, c leadclient.User, _ *GetOptions) ([]row, e
 			},
 		})
 	}
-	return rows, nil
+	return rows, st.AppliedIndex, nil
 }

@@ -24,6 +24,7 @@ package plugin
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"time"
@@ -220,6 +221,15 @@ It reaches the lead group directly (--lead, or QONNECT_LEAD) or through the curr
 		SilenceUsage: true,
 		// Suggestions would add lines to the one-line error.
 		DisableSuggestions: true,
+		// With Args set, cobra leaves an unknown command to RunE instead of
+		// printing its own two-line message.
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return &userError{msg: fmt.Sprintf("unknown command %q for %q (see kubectl qonnect --help)", args[0], "kubectl qonnect")}
+			}
+			return cmd.Help()
+		},
 		CompletionOptions:  cobra.CompletionOptions{DisableDefaultCmd: true},
 	}
 	cmd.SetIn(streams.In)
