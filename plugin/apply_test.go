@@ -211,4 +211,3 @@ func TestApplyWaitTimeout(t *testing.T) {
 	}
 	assertOneLine(t, r.errOut, "error: timed out after 300ms waiting for shop: 0/2 components healthy; frontend: Pending; cache: Pending")
 }
-

@@ -230,7 +230,7 @@ It reaches the lead group directly (--lead, or QONNECT_LEAD) or through the curr
 			}
 			return cmd.Help()
 		},
-		CompletionOptions:  cobra.CompletionOptions{DisableDefaultCmd: true},
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
 	}
 	cmd.SetIn(streams.In)
 	cmd.SetOut(streams.Out)
