@@ -1,0 +1,15 @@
+// Command qonnect-sandbox brings up a local federation of real Kubernetes
+// control planes with qonnect leads and agents, and injects faults into it.
+package main
+
+import (
+	"os"
+
+	"qonnect.io/qonnect/internal/sandbox/cli"
+)
+
+func main() {
+	if err := cli.NewCmdRoot(os.Stdout, os.Stderr).Execute(); err != nil {
+		os.Exit(1)
+	}
+}
