@@ -67,10 +67,10 @@ type State struct {
 	Agents     []*Process      `json:"agents,omitempty"`
 	// Net is the loopback /24 the leads use (127.A.B.0), one per sandbox so
 	// that several may run at once.
-	Net         string   `json:"net"`
-	Partitioned []string `json:"partitioned,omitempty"`
-	LeadArgs    []string `json:"leadArgs,omitempty"`
-	AgentArgs   []string `json:"agentArgs,omitempty"`
+	Net         string    `json:"net"`
+	Partitioned []string  `json:"partitioned,omitempty"`
+	LeadArgs    []string  `json:"leadArgs,omitempty"`
+	AgentArgs   []string  `json:"agentArgs,omitempty"`
 	Created     time.Time `json:"created"`
 }
 
@@ -471,4 +471,3 @@ func loopbackNet() string {
 	_, _ = rand.Read(b)
 	return fmt.Sprintf("127.%d.%d", 1+int(b[0])%250, 1+int(b[1])%250)
 }
-

@@ -23,7 +23,7 @@ func (f *Federation) pkiDir() string { return filepath.Join(f.state.Dir, "pki") 
 func (f *Federation) UserTLS() pki.Files { return f.files(UserName) }
 
 // LeadTLS and AgentTLS are the certificates of one lead / one cluster's agent.
-func (f *Federation) LeadTLS(id string) pki.Files     { return f.files("lead-" + id) }
+func (f *Federation) LeadTLS(id string) pki.Files       { return f.files("lead-" + id) }
 func (f *Federation) AgentTLS(cluster string) pki.Files { return f.files("agent-" + cluster) }
 
 // CA returns the sandbox's certificate authority, to issue more certificates.

@@ -43,28 +43,22 @@ func NewCmdRoot(out, errOut io.Writer) *cobra.Command {
 	cmd.SetErr(errOut)
 	cmd.PersistentFlags().StringVar(&o.dir, "dir", defDir, "folder that holds the sandbox (state, kubeconfigs, logs, certificates, env file); env "+EnvDir)
 	cmd.AddCommand(newCmdUp(o), newCmdDown(o), newCmdStatus(o), newCmdFault(o), newCmdTestbed(o))
-	// Errors are one line on stderr; cobra's own would add usage.
-	wrapErrors(cmd, errOut)
-	return cmd
-}
-
-func wrapErrors(cmd *cobra.Command, errOut io.Writer) {
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see %s --help)", err, c.CommandPath())
 	})
-	for _, c := range cmd.Commands() {
-		wrapErrors(c, errOut)
+	return cmd
+}
+
+// Execute runs the command line and returns the exit code: errors are one
+// line on errOut, never cobra's usage dump.
+func Execute(args []string, out, errOut io.Writer) int {
+	cmd := NewCmdRoot(out, errOut)
+	cmd.SetArgs(args)
+	if err := cmd.Execute(); err != nil {
+		fmt.Fprintf(errOut, "error: %v\n", err)
+		return 1
 	}
-	if cmd.RunE != nil {
-		run := cmd.RunE
-		cmd.RunE = func(c *cobra.Command, args []string) error {
-			err := run(c, args)
-			if err != nil {
-				fmt.Fprintf(errOut, "error: %v\n", err)
-			}
-			return err
-		}
-	}
+	return 0
 }
 
 func signalContext() (context.Context, context.CancelFunc) {

@@ -113,7 +113,9 @@ type buildError struct {
 	err       error
 }
 
-func (e *buildError) Error() string { return "go build " + e.name + ": " + e.err.Error() + "\n" + e.out }
+func (e *buildError) Error() string {
+	return "go build " + e.name + ": " + e.err.Error() + "\n" + e.out
+}
 
 // dumpLogs puts the tail of every qonnect log into the test output, so a
 // failure in CI can be read without the folder.
