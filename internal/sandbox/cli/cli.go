@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"qonnect.io/qonnect/internal/sandbox"
+	"qonnect.io/qonnect/internal/scenario"
 )
 
 // EnvDir names the sandbox folder when --dir is not given.
@@ -42,7 +43,7 @@ func NewCmdRoot(out, errOut io.Writer) *cobra.Command {
 	cmd.SetOut(out)
 	cmd.SetErr(errOut)
 	cmd.PersistentFlags().StringVar(&o.dir, "dir", defDir, "folder that holds the sandbox (state, kubeconfigs, logs, certificates, env file); env "+EnvDir)
-	cmd.AddCommand(newCmdUp(o), newCmdDown(o), newCmdStatus(o), newCmdFault(o), newCmdTestbed(o))
+	cmd.AddCommand(newCmdUp(o), newCmdDown(o), newCmdStatus(o), newCmdFault(o), newCmdTestbed(o), newCmdDemo(o))
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see %s --help)", err, c.CommandPath())
 	})
@@ -247,4 +248,35 @@ func selfDir() string {
 		return ""
 	}
 	return filepath.Dir(exe)
+}
+
+func newCmdDemo(o *rootOptions) *cobra.Command {
+	var keep bool
+	var appFile, qonnectBin string
+	cmd := &cobra.Command{
+		Use:   "demo [--keep]",
+		Short: "Run the main job: placement by QoS, migration, failover, re-election, with measured times",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if appFile == "" {
+				root, err := sandbox.RepoRoot()
+				if err != nil {
+					return fmt.Errorf("--app not given and no source tree to find examples/bookinfo in: %w", err)
+				}
+				appFile = filepath.Join(root, "examples", "bookinfo", "bookinfo.yaml")
+			}
+			if qonnectBin == "" {
+				qonnectBin = selfDir()
+			}
+			ctx, cancel := signalContext()
+			defer cancel()
+			return scenario.Demo(ctx, scenario.DemoOptions{
+				Dir: o.dir, QonnectBin: qonnectBin, AppFile: appFile, Keep: keep, Out: o.out, Progress: o.errOut,
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&keep, "keep", false, "leave the sandbox running afterwards (for kubectl qonnect tui)")
+	cmd.Flags().StringVar(&appFile, "app", "", "the Bookinfo spec (default: examples/bookinfo/bookinfo.yaml of the source tree)")
+	cmd.Flags().StringVar(&qonnectBin, "qonnect-bin", "", "folder with qonnect-lead, qonnect-agent and kubectl-qonnect (default: this program's folder)")
+	return cmd
 }
