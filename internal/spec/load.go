@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -20,6 +22,9 @@ func Decode(data []byte, file string) (*Application, error) {
 	if len(data) > MaxSpecBytes {
 		return nil, &FieldError{File: file, Msg: fmt.Sprintf("spec is %d bytes, larger than the limit of %d", len(data), MaxSpecBytes)}
 	}
+	if n := documents(data); n > 1 {
+		return nil, &FieldError{File: file, Msg: "more than one document; put one Application per file"}
+	}
 	js, err := yaml.YAMLToJSON(data)
 	if err != nil {
 		return nil, &FieldError{File: file, Msg: "not valid YAML: " + trimYAMLErr(err)}
@@ -28,6 +33,15 @@ func Decode(data []byte, file string) (*Application, error) {
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&a); err != nil {
+		if strings.Contains(err.Error(), "unknown field") {
+			// encoding/json names the field but not where it is.
+			var raw any
+			if json.Unmarshal(js, &raw) == nil {
+				if path := unknownField(raw, appSchema, ""); path != "" {
+					return nil, &FieldError{File: file, Field: path, Msg: "unknown field"}
+				}
+			}
+		}
 		return nil, &FieldError{File: file, Msg: trimJSONErr(err)}
 	}
 	if dec.More() {
@@ -155,21 +169,127 @@ func readLimited(path string, limit int64) ([]byte, error) {
 	return data, nil
 }
 
+// documents counts the non-empty YAML documents in data.
+func documents(data []byte) int {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	n := 0
+	for {
+		doc, err := r.Read()
+		if err != nil {
+			return n
+		}
+		if len(bytes.TrimSpace(stripComments(doc))) > 0 {
+			n++
+		}
+	}
+}
+
+func stripComments(doc []byte) []byte {
+	var out []byte
+	for _, line := range bytes.Split(doc, []byte("\n")) {
+		if t := bytes.TrimSpace(line); len(t) > 0 && t[0] != '#' {
+			out = append(out, line...)
+			out = append(out, '\n')
+		}
+	}
+	return out
+}
+
+// schema is the shape of the spec's fields, to say where an unknown one is.
+type schema map[string]schema
+
+var appSchema = schema{
+	"apiVersion": nil, "kind": nil,
+	"metadata": {"name": nil, "namespace": nil, "labels": {"*": nil}, "annotations": {"*": nil}},
+	"spec": {
+		"qos":        {"energy": nil, "cost": nil, "performance": nil},
+		"components": {"[]": {"name": nil, "tier": nil, "manifests": nil, "resources": {"[]": {"*": nil}}}},
+	},
+}
+
+// unknownField returns the path of the first field of v that sc does not
+// know, in sorted order; "" if none.
+func unknownField(v any, sc schema, path string) string {
+	if sc == nil {
+		return ""
+	}
+	if _, any := sc["*"]; any {
+		return ""
+	}
+	switch x := v.(type) {
+	case []any:
+		if item, ok := sc["[]"]; ok {
+			for i, e := range x {
+				if p := unknownField(e, item, fmt.Sprintf("%s[%d]", path, i)); p != "" {
+					return p
+				}
+			}
+		}
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			sub, known := sc[k]
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			if !known {
+				return p
+			}
+			if q := unknownField(x[k], sub, p); q != "" {
+				return q
+			}
+		}
+	}
+	return ""
+}
+
 func trimJSONErr(err error) string {
 	s := err.Error()
 	s = strings.TrimPrefix(s, "json: ")
-	s = strings.Replace(s, "of type spec.", "of type ", 1)
-	if strings.HasPrefix(s, "cannot unmarshal") {
-		var ute *json.UnmarshalTypeError
-		if errors.As(err, &ute) {
-			return fmt.Sprintf("%s: cannot be a %s (want %s)", ute.Field, ute.Value, ute.Type.String())
-		}
+	var ute *json.UnmarshalTypeError
+	if errors.As(err, &ute) {
+		return fmt.Sprintf("%s: cannot be %s (want %s)", ute.Field, article(ute.Value), typeName(ute.Type.String()))
 	}
 	return s
 }
 
+func article(v string) string {
+	if v == "" {
+		return "empty"
+	}
+	if strings.ContainsRune("aeiou", rune(v[0])) {
+		return "an " + v
+	}
+	return "a " + v
+}
+
+// typeName says a Go type the way a person writing YAML thinks of it.
+func typeName(t string) string {
+	switch {
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	case strings.HasPrefix(t, "map["), strings.HasPrefix(t, "spec."):
+		return "an object"
+	case t == "float64", strings.HasPrefix(t, "int"):
+		return "a number"
+	case t == "string", t == "fleet.Tier":
+		return "a string"
+	case t == "bool":
+		return "true or false"
+	}
+	return t
+}
+
 func trimYAMLErr(err error) string {
 	s := err.Error()
+	if strings.Contains(s, "unsupported value: NaN") || strings.Contains(s, "unsupported value: +Inf") || strings.Contains(s, "unsupported value: -Inf") {
+		return "a weight or number is .nan or .inf; numbers must be finite"
+	}
 	s = strings.TrimPrefix(s, "error converting YAML to JSON: ")
 	s = strings.TrimPrefix(s, "yaml: ")
 	return s

@@ -37,8 +37,10 @@ type Application struct {
 // Metadata names an application. Namespace is where its namespaced objects go
 // in every cluster; it defaults to the application's name.
 type Metadata struct {
-	Name      string `json:"name"`
-	Namespace string `json:"namespace,omitempty"`
+	Name        string            `json:"name"`
+	Namespace   string            `json:"namespace,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 // AppSpec is the body of an application.
