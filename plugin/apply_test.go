@@ -20,7 +20,7 @@ func TestApplyBadInput(t *testing.T) {
 		stdin string
 		want  []string // all must appear in the one line
 	}{
-		{"unknown field", []string{"-f", "testdata/bad/unknown-field/app.yaml"}, "", []string{"testdata/bad/unknown-field/app.yaml", `unknown field "speed"`}},
+		{"unknown field", []string{"-f", "testdata/bad/unknown-field/app.yaml"}, "", []string{"testdata/bad/unknown-field/app.yaml", "spec.qos.speed", "unknown field"}},
 		{"weight out of range", []string{"-f", "testdata/bad/weight/app.yaml"}, "", []string{"testdata/bad/weight/app.yaml", "spec.qos.energy", "[0,1]", "1.5"}},
 		{"unknown tier", []string{"-f", "testdata/bad/tier"}, "", []string{"testdata/bad/tier/app.yaml", "spec.components[0].tier", `"space"`}},
 		{"duplicate component", []string{"-f", "testdata/bad/duplicate/app.yaml"}, "", []string{"testdata/bad/duplicate/app.yaml", "spec.components[1].name", `duplicate component "web"`}},

@@ -18,10 +18,10 @@ var testNow = time.Date(2026, 7, 1, 12, 0, 0, 0, time.UTC)
 // fakeLead is an in-memory lead for the TUI: it answers from a snapshot,
 // can be taken down, and wakes watches when the snapshot changes.
 type fakeLead struct {
-	mu      sync.Mutex
-	snap    Snapshot
-	down    bool
-	changed chan struct{}
+	mu       sync.Mutex
+	snap     Snapshot
+	down     bool
+	changed  chan struct{}
 	connects int
 }
 

@@ -247,7 +247,7 @@ func TestUpdateLiveAndReconnect(t *testing.T) {
 	}
 	f.setDown(false)
 	m, msg = step(t, m, retryMsg{gen: m.gen}) // retry -> connect
-	m, msg = step(t, m, msg) // connected -> snapshot
+	m, msg = step(t, m, msg)                  // connected -> snapshot
 	m = update(m, msg)
 	if m.state != stateConnected || !strings.Contains(m.View(), "connected") {
 		t.Errorf("did not reconnect: %v\n%s", m.state, m.View())
