@@ -132,6 +132,7 @@ func (a *applier) reportNodes(p *ReportNodes) error {
 			delete(nodes, name)
 		}
 	}
+	factsChanged := len(nodes) != len(a.st.Nodes[p.Cluster])
 	for i := range p.Nodes {
 		n := p.Nodes[i]
 		if n.Name == "" {
@@ -143,13 +144,30 @@ func (a *applier) reportNodes(p *ReportNodes) error {
 			n.Labels = nil
 		}
 		n.Reported = a.now
+		old := a.st.Nodes[p.Cluster][n.Name]
+		factsChanged = factsChanged || old == nil || !SameNodeFacts(old, &n)
 		nodes[n.Name] = &n
 	}
 	a.st.Nodes[p.Cluster] = nodes
-	c := *cl
-	c.LastReport = a.now
-	a.st.Clusters[p.Cluster] = &c
+	// LastReport moves only when facts changed, not when a report merely
+	// refreshed the nodes' Reported times: the scheduling loop watches it.
+	if factsChanged {
+		c := *cl
+		c.LastReport = a.now
+		a.st.Clusters[p.Cluster] = &c
+	}
 	return nil
+}
+
+// SameNodeFacts reports whether two reports of a node agree on everything
+// but the time they were sent.
+func SameNodeFacts(a, b *fleet.Node) bool {
+	x, y := *a, *b
+	x.Reported, y.Reported = time.Time{}, time.Time{}
+	if len(x.Labels) == 0 && len(y.Labels) == 0 {
+		x.Labels, y.Labels = nil, nil
+	}
+	return reflect.DeepEqual(x, y)
 }
 
 func (a *applier) reportStatus(p *ReportStatus) error {
