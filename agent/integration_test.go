@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,8 +68,8 @@ func tlsLead(t testing.TB, f *sandbox.Federation) *fakeLead {
 }
 
 // runAgent runs the agent on cluster with the binary's flags until the
-// test ends.
-func runAgent(t testing.TB, f *sandbox.Federation, cluster string, lead *fakeLead, extra ...string) {
+// test ends or stop is called.
+func runAgent(t testing.TB, f *sandbox.Federation, cluster string, lead *fakeLead, extra ...string) (stop func()) {
 	t.Helper()
 	o := NewOptions()
 	fs := flag.NewFlagSet("qonnect-agent", flag.ContinueOnError)
@@ -86,17 +87,22 @@ func runAgent(t testing.TB, f *sandbox.Federation, cluster string, lead *fakeLea
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- o.Run(ctx, testLogger(t)) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("agent: %v", err)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("agent: %v", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Error("agent did not stop within 20s")
 			}
-		case <-time.After(20 * time.Second):
-			t.Error("agent did not stop within 20s")
-		}
-	})
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // podsOf lists a component's pods.
@@ -165,7 +171,7 @@ func TestIntegration(t *testing.T) {
 	const cluster = "edge-1"
 	lead := tlsLead(t, f)
 	lead.leads = []string{lead.url()}
-	runAgent(t, f, cluster, lead)
+	stopFirst := runAgent(t, f, cluster, lead)
 	ctx := context.Background()
 
 	waitFor(t, 30*time.Second, "registration and a full node report", func() bool {
@@ -321,6 +327,29 @@ func TestIntegration(t *testing.T) {
 		waitFor(t, 30*time.Second, "generation 5 Healthy", func() bool {
 			s, ok := lead.status("shop", "api")
 			return ok && s.Phase == fleet.PhaseHealthy && s.Generation == 5
+		})
+	})
+
+	t.Run("with two replicas one acts; the other takes over when it stops", func(t *testing.T) {
+		regs, _, _, _ := lead.counts()
+		runAgent(t, f, cluster, lead)
+		time.Sleep(3 * time.Second) // more than the election's retry period
+		if r, _, _, _ := lead.counts(); r != regs {
+			t.Fatalf("the standby replica registered (%d registrations, want %d)", r, regs)
+		}
+		stopFirst() // releases the lease
+		start := time.Now()
+		waitFor(t, 30*time.Second, "the standby registering", func() bool { r, _, _, _ := lead.counts(); return r > regs })
+		t.Logf("standby took over %v after the active replica stopped", time.Since(start).Round(time.Millisecond))
+		d, err := cs.AppsV1().Deployments("shop").Get(ctx, "api", metav1.GetOptions{})
+		if err != nil || d.DeletionTimestamp != nil {
+			t.Fatalf("the take-over touched the running component: %v", err)
+		}
+		api := deployment(t, "shop", "api", 6, 2, []string{"e-2"}, "")
+		lead.set(api)
+		waitFor(t, 30*time.Second, "generation 6 Healthy from the new replica", func() bool {
+			s, ok := lead.status("shop", "api")
+			return ok && s.Phase == fleet.PhaseHealthy && s.Generation == 6
 		})
 	})
 }
