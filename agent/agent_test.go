@@ -416,4 +416,3 @@ func TestNodeReports(t *testing.T) {
 		return len(r) >= 3 && slices.Equal(r[len(r)-1].Deleted, []string{"n1"})
 	})
 }
-
