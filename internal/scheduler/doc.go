@@ -4,7 +4,37 @@
 // gives the same answer.
 //
 // The lead calls Schedule for one application at a time with what its
-// knowledge base holds, and stores the decisions that changed something.
+// knowledge base holds, and stores the decisions that changed something
+// (Decision.Changed). For a round over many applications it indexes the
+// fleet once with Prepare, passes it in Input.Prepared and calls
+// Prepared.Reserve with each decision, so later applications see the room
+// earlier ones take.
+//
+// # The method
+//
+// For a component, the nodes of the clusters of its tier are ranked with a
+// Borda count on six criteria (criteria.go): energy and price (labels,
+// lower is better), cpu, memory and ephemeral storage (allocatable) and
+// bandwidth (label), higher is better. The count runs over the tier's
+// healthy nodes (tierIndex.count says why not only over the nodes with
+// room). Points are scaled to [0,1] and averaged per QoS goal, so
+// performance (the four capacity criteria) weighs as much as energy or
+// cost, not four times more as in the prototype; the application's weights
+// (all zero: balanced) make a node's score. Nodes at or above the mean
+// score are kept.
+//
+// A node can take the component if it is healthy (Ready, schedulable, no
+// pressure, facts fresh), of the architecture the component pins, and has
+// room for its largest pod; a cluster can take it if those nodes hold all
+// of its pods (fit.go). A cluster scores the mean of its kept nodes, so
+// size earns nothing; the best score wins, near-ties by name (rank.go).
+// Down clusters and clusters in a component's back-off are filtered out,
+// and everything filtered, lost or chosen is explained (explain.go).
+//
+// A placement is kept unless it must leave (failover: its cluster is down,
+// gone or sick, or the component failed there; the cluster is then
+// excluded for Config.Backoff) or a cluster beats it by more than
+// Config.Margin (migrate, make-before-break). Schedule's doc has the rules.
 package scheduler
 
 import (
@@ -24,6 +54,13 @@ type Config struct {
 	// Backoff is how long a cluster a component failed over from is excluded
 	// for that component. Default 5m.
 	Backoff time.Duration
+	// ExplainNodes is how many of the best candidate nodes an explanation
+	// lists besides every node of the chosen and the current cluster.
+	// Default 16 (the paper's profile has 9 candidates per tier, so all of
+	// them); a negative value lists only those two clusters' nodes. It
+	// bounds what is stored per placement and what a decision allocates on
+	// a large fleet; Explanation.OmittedNodes counts the rest.
+	ExplainNodes int
 }
 
 // Input is everything the scheduler needs to decide one application.
@@ -42,6 +79,10 @@ type Input struct {
 	Failed map[string]bool
 	// Excluded maps component name → cluster → end of its back-off.
 	Excluded map[string]map[string]time.Time
+	// Prepared, when set, is the fleet already indexed by Prepare; Clusters
+	// and Nodes are then ignored. A lead deciding many applications over
+	// the same facts prepares once per round instead of once per call.
+	Prepared *Prepared
 }
 
 // Action is what a decision does to a component.
@@ -50,7 +91,7 @@ type Action string
 // The actions.
 const (
 	ActionKeep     Action = "keep"     // nothing changes
-	ActionPlace    Action = "place"    // first placement (or a Pending one now fits)
+	ActionPlace    Action = "place"    // first placement, a Pending one now fits, or new nodes on the same cluster
 	ActionMigrate  Action = "migrate"  // QoS or facts changed enough: move make-before-break
 	ActionFailover Action = "failover" // its cluster is down or it failed there: move now
 	ActionPending  Action = "pending"  // nowhere fits; Placement.Reason says why
@@ -62,7 +103,9 @@ type Decision struct {
 	Action    Action    `json:"action"`
 	Placement Placement `json:"placement"`
 	// On failover, the cluster left behind and the end of its back-off, for
-	// the lead to record in Input.Excluded.
+	// the lead to record in Input.Excluded. They are also set on a Pending
+	// decision when the component had to leave a failed cluster and no
+	// other one could take it.
 	ExcludeCluster string    `json:"excludeCluster,omitempty"`
 	ExcludeUntil   time.Time `json:"excludeUntil,omitempty"`
 }
