@@ -152,9 +152,18 @@ func (o *RootOptions) kubeConnector() (Connector, error) {
 	}
 	user := firstSet(o.LeadUser, o.Env.Getenv(EnvLeadUser))
 	return ConnectorFunc(func(ctx context.Context) (*Session, error) {
+		noContext := &userError{msg: "no lead given (--lead or " + EnvLead + ") and no kube context to reach one"}
+		// Without any kubeconfig, client-go would quietly try
+		// localhost:8080; say what is missing instead.
+		if raw, err := o.ConfigFlags.ToRawKubeConfigLoader().RawConfig(); err == nil && raw.CurrentContext == "" &&
+			flagEmpty(o.ConfigFlags.Context) && flagEmpty(o.ConfigFlags.APIServer) {
+			return nil, noContext
+		}
 		cfg, err := o.ConfigFlags.ToRESTConfig()
 		if err != nil {
-			return nil, &userError{msg: "no lead given (--lead or " + EnvLead + ") and no kube context to reach one: " + oneLine(err), cause: err}
+			noContext.msg += ": " + oneLine(err)
+			noContext.cause = err
+			return nil, noContext
 		}
 		cs, err := kubernetes.NewForConfig(cfg)
 		if err != nil {
@@ -170,6 +179,8 @@ func (o *RootOptions) kubeConnector() (Connector, error) {
 		return k.Connect(ctx)
 	}), nil
 }
+
+func flagEmpty(p *string) bool { return p == nil || *p == "" }
 
 func firstSet(v ...string) string {
 	for _, s := range v {
