@@ -50,8 +50,8 @@ func (o Overlay) Kustomization(basesDir string) ([]byte, error) {
 	sort.Strings(names)
 	for _, n := range names {
 		k.ConfigMapGenerator = append(k.ConfigMapGenerator, kustypes.ConfigMapArgs{GeneratorArgs: kustypes.GeneratorArgs{
-			Name:         n,
-			Behavior:     "merge",
+			Name:          n,
+			Behavior:      "merge",
 			KvPairSources: kustypes.KvPairSources{LiteralSources: o.ConfigMaps[n]},
 		}})
 	}
