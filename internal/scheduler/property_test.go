@@ -322,9 +322,9 @@ func describe(ds []Decision) string {
 	return s
 }
 
-// Balanced weights never depend on the order of components, and an
-// application scheduled as one is scheduled as its parts would be when
-// they do not compete for room.
+// Components that do not compete for room are placed as they would be
+// alone: one component's decision never leaks into another's but through
+// the room it takes.
 func TestPropertyComponentsIndependent(t *testing.T) {
 	for seed := range uint64(20) {
 		cs, ns := schedtest.RandomFleet(seed, 12, 6, schedtest.Faults{}, now)

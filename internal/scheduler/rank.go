@@ -77,9 +77,10 @@ type scratch struct {
 // avoidFunc says whether a cluster is ruled out before looking at nodes.
 type avoidFunc func(ci int) (failKind, string)
 
-// rank filters the tier's nodes for the component, weighs the Borda
-// points of the candidates, keeps those at or above the mean and scores
-// every cluster from its node set.
+// rank weighs the Borda points of the tier's eligible nodes (healthy, of
+// the component's architecture, in a cluster it may go to), keeps those
+// at or above the mean, takes as candidates those with room for its
+// largest pod and scores every cluster.
 func (r *round) rank(t *tierIndex, m podModel, arch string, avoid avoidFunc) *ranking {
 	sc := r.sc
 	sc.ord = slices.Grow(sc.ord[:0], len(t.healthy))[:len(t.healthy)]

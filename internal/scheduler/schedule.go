@@ -184,32 +184,13 @@ func (r *round) decide(c *spec.Component) Decision {
 		old = cur.Explanation.Requirements
 	}
 	r.giveBack(home, homeNodes, old)
-	defer func() {
-		for i, ni := range r.credited {
-			r.adjust(ni, fleet.Resources{}.Sub(r.credits[i]))
-		}
-		r.credited, r.credits = r.credited[:0], r.credits[:0]
-	}()
+	defer r.takeBack()
 
 	t := r.p.tier(c.Tier)
 	if t == nil {
 		t = &tierIndex{}
 	}
-	m := newPodModel(req)
-	excluded := in.Excluded[c.Name]
-	dc.rk = r.rank(t, m, req.Architecture, func(ci int) (failKind, string) {
-		name := r.p.clusters[ci].Name
-		switch {
-		case name == leaving:
-			return failExcluded, leaveWhy + "; excluded until " + fmtTime(in.Now.Add(r.cfg.Backoff))
-		case in.Down[name]:
-			return failDown, "cluster down (heartbeats stopped)"
-		}
-		if until, ok := excluded[name]; ok && until.After(in.Now) {
-			return failExcluded, "excluded after a failure until " + fmtTime(until)
-		}
-		return failNone, ""
-	})
+	dc.rk = r.rank(t, newPodModel(req), req.Architecture, r.avoid(c.Name, leaving, leaveWhy))
 
 	var curCR *clusterResult
 	if ci, ok := r.p.byName[home]; ok && home != "" {
@@ -244,6 +225,27 @@ func (r *round) decide(c *spec.Component) Decision {
 	}
 }
 
+// avoid rules out, before looking at their nodes, the clusters a
+// component may not go to now: down ones, those in its back-off, and the
+// one it is leaving.
+func (r *round) avoid(comp, leaving, leaveWhy string) avoidFunc {
+	in := r.in
+	excluded := in.Excluded[comp]
+	return func(ci int) (failKind, string) {
+		name := r.p.clusters[ci].Name
+		switch {
+		case name == leaving:
+			return failExcluded, leaveWhy + "; excluded until " + fmtTime(in.Now.Add(r.cfg.Backoff))
+		case in.Down[name]:
+			return failDown, "cluster down (heartbeats stopped)"
+		}
+		if until, ok := excluded[name]; ok && until.After(in.Now) {
+			return failExcluded, "excluded after a failure until " + fmtTime(until)
+		}
+		return failNone, ""
+	}
+}
+
 // failure says why the component must leave its cluster now, or "".
 func (r *round) failure(comp, cluster string) string {
 	switch {
@@ -275,9 +277,10 @@ func (r *round) failover(dc *decision, leaving, why, home string, best *clusterR
 }
 
 // hysteresis keeps a healthy placement unless the best cluster beats it
-// by more than the margin. Scores are relative to the candidates, so a
-// small margin absorbs the drift that other nodes coming and going cause,
-// and a placement never flaps between two clusters of similar worth.
+// by more than the margin. Borda points are relative to the tier's other
+// healthy nodes, so a node joining or leaving the tier shifts every score
+// a little; the margin absorbs that, and a placement never flaps between
+// two clusters of similar worth.
 func (r *round) hysteresis(dc *decision, curCR, best *clusterResult) Decision {
 	if best != curCR {
 		g := gain(best.score, curCR.score)
@@ -471,6 +474,14 @@ func (r *round) giveBack(cluster string, nodes []string, old spec.Requirements) 
 			r.credited, r.credits = append(r.credited, ni), append(r.credits, c)
 		}
 	}
+}
+
+// takeBack undoes giveBack once the component is decided.
+func (r *round) takeBack() {
+	for i, ni := range r.credited {
+		r.adjust(ni, fleet.Resources{}.Sub(r.credits[i]))
+	}
+	r.credited, r.credits = r.credited[:0], r.credits[:0]
 }
 
 // fillAddresses gives each placed component the endpoint of the cluster

@@ -455,3 +455,23 @@ func TestFormatting(t *testing.T) {
 		}
 	}
 }
+
+// Requests that cannot be read leave a new component pending and a
+// running one where it is; no application, no decisions.
+func TestBadInput(t *testing.T) {
+	if ds := Schedule(Config{}, Input{Now: now}); ds != nil {
+		t.Fatalf("no application gave %v", ds)
+	}
+	app := schedtest.App("app", schedtest.Balanced, schedtest.Component("web", fleet.TierFog, "lots", "", 1))
+	cs, ns := schedtest.PaperFleet(now)
+	d := Schedule(Config{}, Input{Now: now, App: app, Clusters: cs, Nodes: ns})[0]
+	if d.Action != ActionPending || !strings.HasPrefix(d.Placement.Reason, "cannot read the resource requests of web: ") {
+		t.Errorf("new: %s %q", d.Action, d.Placement.Reason)
+	}
+	cur := Placement{Component: "web", Cluster: "fog-cost", Nodes: []string{"fog-cost-0"}, Generation: 1}
+	d = Schedule(Config{}, Input{Now: now, App: app, Clusters: cs, Nodes: ns, Current: []Placement{cur}, Generation: 2})[0]
+	if d.Action != ActionKeep || d.Placement.Cluster != "fog-cost" || d.Placement.Generation != 2 ||
+		!strings.HasPrefix(d.Placement.Explanation.Summary, "cannot read the resource requests of web: ") {
+		t.Errorf("running: %s on %s gen %d: %+v", d.Action, d.Placement.Cluster, d.Placement.Generation, d.Placement.Explanation)
+	}
+}
