@@ -158,27 +158,37 @@ func (t Table) widths() []int {
 		}
 		return total + 2*max(shown-1, 0)
 	}
-	for need() > t.width {
+	// shrink takes one cell from the widest flex column above floor.
+	shrink := func(floor int) bool {
 		widest := -1
 		for i, c := range t.cols {
-			if c.Flex && w[i] > 4 && (widest < 0 || w[i] > w[widest]) {
+			if c.Flex && w[i] > floor && (widest < 0 || w[i] > w[widest]) {
 				widest = i
 			}
 		}
-		if widest >= 0 {
-			w[widest]--
-			continue
+		if widest < 0 {
+			return false
 		}
-		hidden := false
+		w[widest]--
+		return true
+	}
+	// hide drops the rightmost optional column still shown.
+	hide := func() bool {
 		for i := len(t.cols) - 1; i >= 0; i-- {
 			if t.cols[i].Optional && w[i] >= 0 {
-				w[i], hidden = -1, true
-				break
+				w[i] = -1
+				return true
 			}
 		}
-		if !hidden {
-			break // nothing left to give: the line is cut at the edge
-		}
+		return false
+	}
+	// Names stay readable (12 cells) as long as optional columns can go;
+	// only then are they cut further.
+	for need() > t.width && shrink(12) {
+	}
+	for need() > t.width && hide() {
+	}
+	for need() > t.width && shrink(4) {
 	}
 	return w
 }
