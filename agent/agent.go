@@ -187,6 +187,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent starting", "tier", a.cfg.Cluster.Tier, "role", a.cfg.Cluster.Role, "endpoint", a.cfg.Cluster.Endpoint)
 	stopWatch, err := a.watch.start(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it started
+		}
 		return err
 	}
 	defer stopWatch()

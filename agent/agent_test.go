@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -415,4 +417,106 @@ func TestNodeReports(t *testing.T) {
 		r := lead.nodeReports()
 		return len(r) >= 3 && slices.Equal(r[len(r)-1].Deleted, []string{"n1"})
 	})
+}
+
+// managedObject is an object as an earlier run of the agent left it:
+// qonnect's labels and its server-side apply field manager.
+func managedObject(name, app, comp string, byQonnect bool) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "ConfigMap",
+		"metadata": map[string]any{"name": name, "namespace": "shop", "uid": name + "-uid", "labels": map[string]any{
+			fleet.LabelManagedBy: "qonnect", fleet.LabelApp: app, fleet.LabelComponent: comp, fleet.LabelGeneration: "1"}},
+	}}
+	if byQonnect {
+		u.SetManagedFields([]metav1.ManagedFieldsEntry{{Manager: fleet.FieldManager, Operation: metav1.ManagedFieldsOperationApply, APIVersion: "v1"}})
+	}
+	return u
+}
+
+func TestRemovesWhatAnEarlierRunLeftAfterARestart(t *testing.T) {
+	e := newKubeEnv(t)
+	e.disco = newStaticDiscovery(e)
+	owned := managedObject("owned-by-rs", "old", "gone", true)
+	owned.SetOwnerReferences([]metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "x", UID: "x"}})
+	// A Service: a type this run of the agent does not apply, found only by
+	// looking through every type.
+	staleSvc := managedObject("stale", "old", "gone", true)
+	staleSvc.SetKind("Service")
+	if _, err := e.dyn.Resource(gvrService).Namespace("shop").Create(context.Background(), staleSvc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []*unstructured.Unstructured{
+		managedObject("stale-cm", "old", "gone", true), // applied by qonnect, no longer assigned
+		managedObject("copied", "old", "gone", false),  // labels copied by someone else
+		managedObject("kept", "shop", "web", true),     // still assigned
+		owned, // the garbage collector's to remove
+	} {
+		if _, err := e.dyn.Resource(gvrConfigMap).Namespace("shop").Create(context.Background(), u, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lead := newFakeLead(t)
+	lead.set(apiv1.Assignment{App: "shop", Component: "web", Namespace: "shop", Generation: 1, Resources: []spec.Object{
+		obj(t, `{apiVersion: v1, kind: ConfigMap, metadata: {name: kept}}`),
+	}})
+	startAgent(t, e, Config{}, lead)
+	waitFor(t, 5*time.Second, "stale service removed", func() bool { return e.get(gvrService, "shop", "stale") == nil })
+	waitFor(t, 5*time.Second, "stale config map removed", func() bool { return e.get(gvrConfigMap, "shop", "stale-cm") == nil })
+	for _, name := range []string{"copied", "kept", "owned-by-rs"} {
+		if e.get(gvrConfigMap, "shop", name) == nil {
+			t.Errorf("%s was removed", name)
+		}
+	}
+}
+
+func TestLargeClusterReportsInBatches(t *testing.T) {
+	defer func(n int) { maxNodesPerReport = n }(maxNodesPerReport)
+	maxNodesPerReport = 2
+	var objs []runtime.Object
+	for i := range 5 {
+		objs = append(objs, node(fmt.Sprintf("n%d", i), nil))
+	}
+	e := newKubeEnv(t, objs...)
+	lead := newFakeLead(t)
+	startAgent(t, e, Config{}, lead)
+	waitFor(t, 5*time.Second, "3 batches", func() bool { return len(lead.nodeReports()) >= 3 })
+	seen := map[string]bool{}
+	for _, r := range lead.nodeReports()[:3] {
+		if r.Full || len(r.Nodes) > 2 {
+			t.Errorf("batch %+v: want a non-full report of at most 2 nodes", r)
+		}
+		for _, n := range r.Nodes {
+			seen[n.Name] = true
+		}
+	}
+	if len(seen) != 5 {
+		t.Errorf("batches carried %d nodes, want 5", len(seen))
+	}
+	// A node deleted is reported deleted.
+	if err := e.kube.CoreV1().Nodes().Delete(context.Background(), "n3", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "n3 deleted", func() bool {
+		r := lead.nodeReports()
+		return slices.Equal(r[len(r)-1].Deleted, []string{"n3"})
+	})
+}
+
+func TestReportedLabels(t *testing.T) {
+	l := map[string]string{fleet.LabelEnergy: "1", corev1.LabelHostname: "h", "topology.kubernetes.io/zone": "z"}
+	for i := range 100 {
+		l[fmt.Sprintf("custom-%03d", i)] = "x"
+	}
+	got := reportedLabels(l)
+	if len(got) != maxNodeLabels {
+		t.Fatalf("%d labels, want %d", len(got), maxNodeLabels)
+	}
+	for _, k := range []string{fleet.LabelEnergy, corev1.LabelHostname, "topology.kubernetes.io/zone", "custom-000"} {
+		if _, ok := got[k]; !ok {
+			t.Errorf("label %s dropped", k)
+		}
+	}
+	if _, ok := got["custom-099"]; ok {
+		t.Error("kept a label past the limit instead of a well-known one")
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -20,6 +21,7 @@ import (
 
 	"qonnect.io/qonnect/internal/apiv1"
 	"qonnect.io/qonnect/internal/fleet"
+	"qonnect.io/qonnect/internal/spec"
 )
 
 // applyParallel bounds how many components are applied at once: enough
@@ -110,19 +112,16 @@ func (a *Agent) reconcile(ctx context.Context, as *apiv1.Assignments, force bool
 	}
 	a.mu.Unlock()
 
-	sem := make(chan struct{}, applyParallel)
-	done := make(chan struct{})
+	var g errgroup.Group
+	g.SetLimit(applyParallel)
 	for _, j := range jobs {
-		go func() {
-			sem <- struct{}{}
-			defer func() { <-sem; done <- struct{}{} }()
+		g.Go(func() error {
 			res := a.applyComponent(ctx, &j.it, j.quiet)
 			a.recordApply(j.key, j.it, j.hash, res)
-		}()
+			return nil
+		})
 	}
-	for range jobs {
-		<-done
-	}
+	_ = g.Wait() // applies report failures in their results, not as errors
 	if ctx.Err() != nil {
 		return time.Time{}
 	}
@@ -209,8 +208,8 @@ func (a *Agent) applyComponent(ctx context.Context, it *apiv1.Assignment, quiet 
 		return res
 	}
 	p := makePin(it.Nodes, a.watch.hostname)
-	for i, raw := range it.Resources {
-		ref, err := a.applyObject(ctx, it, i, raw, p, quiet)
+	for _, i := range applyOrder(it.Resources) {
+		ref, err := a.applyObject(ctx, it, i, it.Resources[i], p, quiet)
 		if err != nil {
 			res.failures = append(res.failures, err.Error())
 			continue
@@ -223,6 +222,28 @@ func (a *Agent) applyComponent(ctx context.Context, it *apiv1.Assignment, quiet 
 		a.log.Info("component has no objects", "app", it.App, "component", it.Component)
 	}
 	return res
+}
+
+// applyOrder is the order to apply a component's objects in: the
+// application's Namespace and CustomResourceDefinitions first, so that
+// what lives in them can be applied in the same pass; the rest as written.
+func applyOrder(objs []spec.Object) []int {
+	first := func(o spec.Object) bool {
+		k, _ := o["kind"].(string)
+		return k == "Namespace" || k == "CustomResourceDefinition"
+	}
+	order := make([]int, 0, len(objs))
+	for i, o := range objs {
+		if first(o) {
+			order = append(order, i)
+		}
+	}
+	for i, o := range objs {
+		if !first(o) {
+			order = append(order, i)
+		}
+	}
+	return order
 }
 
 // applyObject applies the i-th object of a component. It returns nil, nil

@@ -27,6 +27,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/discovery"
+	fakediscovery "k8s.io/client-go/discovery/fake"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -105,6 +107,9 @@ type kubeEnv struct {
 	dyn    *dynamicfake.FakeDynamicClient
 	mapper *resettableMapper
 	events *record.FakeRecorder
+	// disco, if set, lets the agent look through every listed resource type
+	// when removing (as after a restart).
+	disco discovery.DiscoveryInterface
 
 	mu sync.Mutex
 	// reject, if set, makes the fake API server refuse an applied object.
@@ -489,7 +494,7 @@ func startAgent(t *testing.T, e *kubeEnv, cfg Config, leads ...*fakeLead) *Agent
 	cfg.Seeds = addrs
 	a, err := New(cfg, Deps{
 		Lead: lc, Kube: e.kube, Dynamic: e.dyn, Mapper: e.mapper, Recorder: e.events,
-		Logger: testLogger(t),
+		Discovery: e.disco, Logger: testLogger(t),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -509,4 +514,33 @@ func startAgent(t *testing.T, e *kubeEnv, cfg Config, leads ...*fakeLead) *Agent
 		}
 	})
 	return a
+}
+
+// staticDiscovery serves a fixed list of preferred resources (the fake
+// discovery client serves none).
+type staticDiscovery struct {
+	*fakediscovery.FakeDiscovery
+	lists []*metav1.APIResourceList
+}
+
+func (d *staticDiscovery) ServerPreferredResources() ([]*metav1.APIResourceList, error) {
+	return d.lists, nil
+}
+
+func newStaticDiscovery(e *kubeEnv) *staticDiscovery {
+	verbs := metav1.Verbs{"get", "list", "watch", "create", "update", "patch", "delete"}
+	return &staticDiscovery{
+		FakeDiscovery: &fakediscovery.FakeDiscovery{Fake: &e.kube.Fake},
+		lists: []*metav1.APIResourceList{
+			{GroupVersion: "v1", APIResources: []metav1.APIResource{
+				{Name: "configmaps", Namespaced: true, Kind: "ConfigMap", Verbs: verbs},
+				{Name: "services", Namespaced: true, Kind: "Service", Verbs: verbs},
+				{Name: "pods/log", Namespaced: true, Kind: "Pod", Verbs: metav1.Verbs{"get"}},
+				{Name: "events", Namespaced: true, Kind: "Event", Verbs: verbs},
+			}},
+			{GroupVersion: "apps/v1", APIResources: []metav1.APIResource{
+				{Name: "deployments", Namespaced: true, Kind: "Deployment", Verbs: verbs},
+			}},
+		},
+	}
 }

@@ -17,6 +17,15 @@ import (
 	"qonnect.io/qonnect/internal/fleet"
 )
 
+// maxNodesPerReport keeps one node report well under the lead's request
+// size limit (apiv1.MaxBodyBytes): a node is about 600 bytes of JSON. A
+// variable so tests can make it small.
+var maxNodesPerReport = 1000
+
+// maxNodeLabels is how many labels of a node are reported, as the lead
+// accepts; beyond it the QoS labels and the well-known ones are kept first.
+const maxNodeLabels = 64
+
 // nodeReporter sends the cluster's nodes to the leads: all of them after
 // registration, after a failed report and every resync; in between, only
 // the nodes whose facts changed, a debounce after the first change.
@@ -167,19 +176,32 @@ func (r *nodeReporter) report(ctx context.Context) error {
 		}
 	}
 
-	var rep apiv1.NodeReport
-	if full {
-		rep.Full = true
-		rep.Nodes = slices.Collect(maps.Values(cur))
+	var reps []apiv1.NodeReport
+	if full && len(cur) <= maxNodesPerReport {
+		reps = []apiv1.NodeReport{{Full: true, Nodes: slices.Collect(maps.Values(cur))}}
 	} else {
+		// Changes, or a cluster too large for one full report (the lead
+		// bounds a request's size): the changed nodes in batches, and those
+		// gone since they were last sent.
+		var rep apiv1.NodeReport
 		r.mu.Lock()
-		for name := range dirty {
+		check := dirty
+		if full {
+			check = map[string]bool{}
+			for name := range cur {
+				check[name] = true
+			}
+			for name := range r.sent {
+				check[name] = true
+			}
+		}
+		for name := range check {
 			n, ok := cur[name]
 			prev, was := r.sent[name]
 			switch {
 			case !ok && was:
 				rep.Deleted = append(rep.Deleted, name)
-			case ok && (!was || !sameNode(prev, n)):
+			case ok && (full || !was || !sameNode(prev, n)):
 				rep.Nodes = append(rep.Nodes, n)
 			}
 		}
@@ -187,34 +209,42 @@ func (r *nodeReporter) report(ctx context.Context) error {
 		if len(rep.Nodes) == 0 && len(rep.Deleted) == 0 {
 			return nil
 		}
-	}
-	slices.SortFunc(rep.Nodes, func(x, y fleet.Node) int { return strings.Compare(x.Name, y.Name) })
-	slices.Sort(rep.Deleted)
-	if _, err := a.lead.ReportNodes(ctx, a.cfg.Cluster.Name, rep); err != nil {
-		restore()
-		return err
-	}
-	r.mu.Lock()
-	if full {
-		r.sent = cur
-	} else {
-		if r.sent == nil {
-			r.sent = map[string]fleet.Node{}
+		slices.SortFunc(rep.Nodes, func(x, y fleet.Node) int { return strings.Compare(x.Name, y.Name) })
+		for len(rep.Nodes) > maxNodesPerReport {
+			reps = append(reps, apiv1.NodeReport{Nodes: rep.Nodes[:maxNodesPerReport]})
+			rep.Nodes = rep.Nodes[maxNodesPerReport:]
 		}
-		for _, n := range rep.Nodes {
-			r.sent[n.Name] = n
-		}
-		for _, name := range rep.Deleted {
-			delete(r.sent, name)
-		}
+		reps = append(reps, rep)
 	}
-	r.mu.Unlock()
-	kind := "changes"
-	if full {
-		kind = "full"
+	for i, rep := range reps {
+		slices.SortFunc(rep.Nodes, func(x, y fleet.Node) int { return strings.Compare(x.Name, y.Name) })
+		slices.Sort(rep.Deleted)
+		if _, err := a.lead.ReportNodes(ctx, a.cfg.Cluster.Name, rep); err != nil {
+			restore()
+			return err
+		}
+		r.mu.Lock()
+		if rep.Full {
+			r.sent = cur
+		} else {
+			if r.sent == nil {
+				r.sent = map[string]fleet.Node{}
+			}
+			for _, n := range rep.Nodes {
+				r.sent[n.Name] = n
+			}
+			for _, name := range rep.Deleted {
+				delete(r.sent, name)
+			}
+		}
+		r.mu.Unlock()
+		kind := "changes"
+		if full {
+			kind = "full"
+		}
+		a.metrics.NodeReports.WithLabelValues(kind).Inc()
+		a.log.Debug("nodes reported", "kind", kind, "part", i+1, "of", len(reps), "nodes", len(rep.Nodes), "deleted", len(rep.Deleted))
 	}
-	a.metrics.NodeReports.WithLabelValues(kind).Inc()
-	a.log.Debug("nodes reported", "kind", kind, "nodes", len(rep.Nodes), "deleted", len(rep.Deleted))
 	return nil
 }
 
@@ -240,7 +270,7 @@ func nodeFacts(cluster string, n *corev1.Node, pods []*corev1.Pod, now time.Time
 		Cluster:       cluster,
 		Name:          n.Name,
 		Architecture:  n.Status.NodeInfo.Architecture,
-		Labels:        maps.Clone(n.Labels),
+		Labels:        reportedLabels(n.Labels),
 		Allocatable:   resources(n.Status.Allocatable),
 		Unschedulable: n.Spec.Unschedulable,
 		Reported:      now,
@@ -280,4 +310,34 @@ func resources(l corev1.ResourceList) fleet.Resources {
 		EphemeralStorage: l.StorageEphemeral().Value(),
 		Pods:             l.Pods().Value(),
 	}
+}
+
+// reportedLabels are a node's labels, at most maxNodeLabels of them:
+// qonnect's QoS labels first, then the well-known kubernetes.io and k8s.io
+// ones, then the rest by name.
+func reportedLabels(l map[string]string) map[string]string {
+	if len(l) <= maxNodeLabels {
+		return maps.Clone(l)
+	}
+	rank := func(k string) int {
+		switch {
+		case strings.HasPrefix(k, "qonnect.io/"):
+			return 0
+		case strings.Contains(k, "kubernetes.io/"), strings.Contains(k, "k8s.io/"):
+			return 1
+		}
+		return 2
+	}
+	keys := slices.Collect(maps.Keys(l))
+	slices.SortFunc(keys, func(x, y string) int {
+		if d := rank(x) - rank(y); d != 0 {
+			return d
+		}
+		return strings.Compare(x, y)
+	})
+	out := make(map[string]string, maxNodeLabels)
+	for _, k := range keys[:maxNodeLabels] {
+		out[k] = l[k]
+	}
+	return out
 }

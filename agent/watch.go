@@ -118,6 +118,9 @@ func (w *watcher) start(ctx context.Context) (stop func(), err error) {
 		for typ, ok := range f.WaitForCacheSync(ctx.Done()) {
 			if !ok {
 				stop()
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
 				return nil, fmt.Errorf("watch %v of the cluster: informer did not sync", typ)
 			}
 		}
