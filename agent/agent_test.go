@@ -75,10 +75,10 @@ func TestAppliesAssignmentAndReportsHealth(t *testing.T) {
 	startAgent(t, e, Config{}, lead)
 
 	var dep *unstructured.Unstructured
-	waitFor(t, 5*time.Second, "the deployment", func() bool { dep = e.get(gvrDeployment, "shop", "web"); return dep != nil })
-	if e.get(gvrService, "shop", "web") == nil || e.get(gvrConfigMap, "shop", "web-config") == nil {
-		t.Fatal("service or config map not applied")
-	}
+	waitFor(t, 5*time.Second, "the deployment, service and config map", func() bool {
+		dep = e.get(gvrDeployment, "shop", "web")
+		return dep != nil && e.get(gvrService, "shop", "web") != nil && e.get(gvrConfigMap, "shop", "web-config") != nil
+	})
 	ns, err := e.kube.CoreV1().Namespaces().Get(context.Background(), "shop", metav1.GetOptions{})
 	if err != nil || ns.Labels[fleet.LabelManagedBy] != fleet.ManagedByValue {
 		t.Fatalf("namespace: %v %v", ns, err)
