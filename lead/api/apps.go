@@ -29,7 +29,7 @@ func toApp(a *kb.App) apiv1.App {
 		Events:     slices.Clone(a.Events),
 	}
 	for _, c := range a.Spec.Spec.Components {
-		if p := a.Placements[c.Name]; p != nil {
+		if p := a.Placement(c.Name); p != nil {
 			out.Placements = append(out.Placements, *p)
 		}
 	}

@@ -244,10 +244,11 @@ func (a *applier) putApp(p *PutApp, res *Result) error {
 	var app *App
 	if old == nil {
 		app = &App{
-			Created:    a.now,
-			Placements: map[string]*scheduler.Placement{},
-			Statuses:   map[string]*fleet.ComponentStatus{},
-			Exclusions: map[string]map[string]time.Time{},
+			Created:      a.now,
+			Placements:   map[string]*scheduler.Placement{},
+			Statuses:     map[string]*fleet.ComponentStatus{},
+			Exclusions:   map[string]map[string]time.Time{},
+			Explanations: map[string][]byte{},
 		}
 		res.Outcome = "created"
 	} else {
@@ -263,6 +264,7 @@ func (a *applier) putApp(p *PutApp, res *Result) error {
 		if sp.Component(comp) == nil {
 			delete(app.Placements, comp)
 			delete(app.Exclusions, comp)
+			delete(app.Explanations, comp)
 			for key, s := range app.Statuses {
 				if s.Component == comp {
 					delete(app.Statuses, key)
@@ -315,6 +317,12 @@ func (a *applier) setPlacements(p *SetPlacements) error {
 	for _, pl := range p.Placements {
 		pl.App = p.App
 		app.Placements[pl.Component] = &pl
+		// A new decision's old explanation no longer applies.
+		if z := p.Explanations[pl.Component]; len(z) > 0 {
+			app.Explanations[pl.Component] = z
+		} else {
+			delete(app.Explanations, pl.Component)
+		}
 	}
 	// A status is kept only where its component is placed or leaving.
 	for key, s := range app.Statuses {

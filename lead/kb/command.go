@@ -155,6 +155,11 @@ type SetPlacements struct {
 	Placements []scheduler.Placement `json:"placements"`
 	Exclude    []Exclusion           `json:"exclude,omitempty"`
 	Events     []apiv1.Event         `json:"events,omitempty"`
+	// Explanations are the placements' explanations by component, made
+	// with CompressExplanation (the placements then carry none). An
+	// explanation is most of a placement's size; compressed, the KB of a
+	// large fleet stays small.
+	Explanations map[string][]byte `json:"explanations,omitempty"`
 }
 
 // Exclusion keeps a component off a cluster until a time (failover back-off).

@@ -490,3 +490,31 @@ func TestWaitIndexAndCluster(t *testing.T) {
 		t.Fatalf("WaitIndex = %d, %v", idx, err)
 	}
 }
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+func TestExplanationsAreStoredCompressed(t *testing.T) {
+	h := placed(t)
+	ex := &scheduler.Explanation{Component: "web", Chosen: "b", Summary: "b wins"}
+	z, err := CompressExplanation(ex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev := h.state().Apps["shop"].PlacementRev
+	h.ok(TypeSetPlacements, SetPlacements{App: "shop", Generation: 1, ExpectRev: rev,
+		Placements:   []scheduler.Placement{{Component: "web", Cluster: "b", Generation: 1}},
+		Explanations: map[string][]byte{"web": z}})
+	app := h.state().Apps["shop"]
+	if app.Placements["web"].Explanation != nil {
+		t.Fatal("explanation stored uncompressed")
+	}
+	if got := app.Placement("web").Explanation; got == nil || got.Summary != "b wins" {
+		t.Fatalf("explanation = %+v", got)
+	}
+	// A new decision without an explanation drops the old one.
+	h.ok(TypeSetPlacements, SetPlacements{App: "shop", Generation: 1, ExpectRev: app.PlacementRev,
+		Placements: []scheduler.Placement{{Component: "web", Cluster: "a", Generation: 1}}})
+	if h.state().Apps["shop"].Placement("web").Explanation != nil {
+		t.Fatal("stale explanation kept")
+	}
+}

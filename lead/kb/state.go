@@ -1,6 +1,10 @@
 package kb
 
 import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
 	"maps"
 	"slices"
 	"time"
@@ -52,6 +56,8 @@ type App struct {
 	// Exclusions: component → cluster → end of the back-off.
 	Exclusions map[string]map[string]time.Time `json:"exclusions"`
 	Events     []apiv1.Event                   `json:"events"`
+	// Explanations by component: compressed (see CompressExplanation).
+	Explanations map[string][]byte `json:"explanations"`
 }
 
 // Member is one lead's addresses.
@@ -118,6 +124,9 @@ func (s *State) normalize() {
 		if a.Exclusions == nil {
 			a.Exclusions = map[string]map[string]time.Time{}
 		}
+		if a.Explanations == nil {
+			a.Explanations = map[string][]byte{}
+		}
 	}
 }
 
@@ -129,6 +138,10 @@ func (a *App) clone() *App {
 	c.Statuses = maps.Clone(a.Statuses)
 	c.Exclusions = maps.Clone(a.Exclusions)
 	c.Events = slices.Clone(a.Events)
+	c.Explanations = maps.Clone(a.Explanations)
+	if c.Explanations == nil {
+		c.Explanations = map[string][]byte{}
+	}
 	return &c
 }
 
@@ -145,6 +158,52 @@ func (a *App) Clusters() []string {
 		}
 	}
 	return slices.Sorted(maps.Keys(set))
+}
+
+// Placement returns component's placement with its explanation
+// decompressed, or nil.
+func (a *App) Placement(component string) *scheduler.Placement {
+	p := a.Placements[component]
+	if p == nil {
+		return nil
+	}
+	if z := a.Explanations[component]; z != nil && p.Explanation == nil {
+		cp := *p
+		if ex, err := DecompressExplanation(z); err == nil {
+			cp.Explanation = ex
+		}
+		return &cp
+	}
+	return p
+}
+
+// CompressExplanation encodes an explanation for SetPlacements.Explanations.
+func CompressExplanation(ex *scheduler.Explanation) ([]byte, error) {
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.NewEncoder(zw).Encode(ex); err != nil {
+		return nil, fmt.Errorf("encode explanation: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// DecompressExplanation reverses CompressExplanation.
+func DecompressExplanation(z []byte) (*scheduler.Explanation, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(z))
+	if err != nil {
+		return nil, fmt.Errorf("decompress explanation: %w", err)
+	}
+	var ex scheduler.Explanation
+	if err := json.NewDecoder(zr).Decode(&ex); err != nil {
+		return nil, fmt.Errorf("decode explanation: %w", err)
+	}
+	return &ex, nil
 }
 
 // Status returns the status of component on cluster, or nil.

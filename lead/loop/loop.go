@@ -449,7 +449,25 @@ func (l *Loop) plan(app *kb.App, decisions []scheduler.Decision, down map[string
 		event(comp, "Migrated", "%s", reason)
 	}
 	for _, comp := range slices.Sorted(maps.Keys(changed)) {
-		out.Placements = append(out.Placements, *next[comp])
+		p := *next[comp]
+		z := app.Explanations[comp]
+		if p.Explanation != nil {
+			var err error
+			if z, err = kb.CompressExplanation(p.Explanation); err != nil {
+				l.log.Warn("cannot keep explanation", "app", app.Spec.Metadata.Name, "component", comp, "err", err)
+				z = nil
+			}
+			p.Explanation = nil
+		} else if cur := app.Placements[comp]; cur == nil || cur.Cluster != p.Cluster {
+			z = nil // the old explanation was for another decision
+		}
+		if z != nil {
+			if out.Explanations == nil {
+				out.Explanations = map[string][]byte{}
+			}
+			out.Explanations[comp] = z
+		}
+		out.Placements = append(out.Placements, p)
 	}
 	return out
 }
