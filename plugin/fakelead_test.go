@@ -367,9 +367,10 @@ func testApp() apiv1.App {
 		Component: "productpage", Tier: fleet.TierCloud, Weights: spec.QoS{Energy: 1},
 		Requirements: spec.Requirements{Total: fleet.Resources{MilliCPU: 500, MemoryBytes: 256 << 20, Pods: 1}, LargestPod: fleet.Resources{MilliCPU: 500, MemoryBytes: 256 << 20, Pods: 1}},
 		Criteria:     []string{"energy", "price", "cpu", "memory", "bandwidth", "storage"},
+		RankedNodes:  2, Mean: 0.75,
 		Nodes: []scheduler.NodeScore{
-			{Cluster: "cloud-energy", Node: "ce-1", Values: map[string]float64{"energy": 0.0024042, "price": 16.3884, "cpu": 5500, "memory": 7 << 30, "bandwidth": 52.5e9, "storage": 0}, Ranks: map[string]float64{"energy": 2, "price": 2, "cpu": 1, "memory": 1, "bandwidth": 1, "storage": 1}, Score: 1, Kept: true},
-			{Cluster: "cloud-perf", Node: "cp-1", Values: map[string]float64{"energy": 0.0027335, "price": 32.7726, "cpu": 9500, "memory": 12 << 30, "bandwidth": 100e9, "storage": 0}, Ranks: map[string]float64{"energy": 1, "price": 1, "cpu": 2, "memory": 2, "bandwidth": 2, "storage": 1}, Score: 0.5, Kept: false},
+			{Cluster: "cloud-energy", Node: "ce-1", Values: map[string]float64{"energy": 0.0024042, "price": 16.3884, "cpu": 6, "memory": 7 << 30, "bandwidth": 52.5e9, "storage": 0}, Ranks: map[string]float64{"energy": 2, "price": 2, "cpu": 1, "memory": 1, "bandwidth": 1, "storage": 1}, Goals: scheduler.Goals{Energy: 1, Cost: 1, Performance: 0}, Score: 1, Kept: true},
+			{Cluster: "cloud-perf", Node: "cp-1", Values: map[string]float64{"energy": 0.0027335, "price": 32.7726, "cpu": 10, "memory": 12 << 30, "bandwidth": 100e9, "storage": 0}, Ranks: map[string]float64{"energy": 1, "price": 1, "cpu": 2, "memory": 2, "bandwidth": 2, "storage": 1}, Goals: scheduler.Goals{Energy: 0, Cost: 0, Performance: 0.75}, Score: 0.5, Kept: false},
 		},
 		Clusters: []scheduler.ClusterScore{
 			{Cluster: "cloud-energy", Score: 1, KeptNodes: 1, Outcome: scheduler.OutcomeChosen},

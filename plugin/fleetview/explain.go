@@ -18,16 +18,16 @@ var defaultCriteria = []string{
 	scheduler.CriterionMemory, scheduler.CriterionBandwidth, scheduler.CriterionStorage,
 }
 
-// CriterionValue formats a node's raw value for a criterion in its unit.
-// The scheduler keeps resources in fleet.Resources units (millicores and
-// bytes) and bandwidth in bit/s, the same as the node facts.
+// CriterionValue formats a node's raw value for a criterion in its unit:
+// the scheduler ranks allocatable cpu in cores, memory and storage in
+// bytes, bandwidth in bit/s, energy and price as the labels say.
 func CriterionValue(criterion string, v float64) string {
 	if math.IsNaN(v) {
 		return "-"
 	}
 	switch criterion {
 	case scheduler.CriterionCPU:
-		return MilliCPU(int64(math.Round(v)))
+		return MilliCPU(int64(math.Round(v * 1000)))
 	case scheduler.CriterionMemory, scheduler.CriterionStorage:
 		return Bytes(int64(math.Round(v)))
 	case scheduler.CriterionBandwidth:
@@ -81,7 +81,10 @@ func WriteExplanation(w io.Writer, e *scheduler.Explanation) error {
 	if len(criteria) == 0 {
 		criteria = defaultCriteria
 	}
-	ew.printf("\nNodes (value and Borda rank per criterion, higher rank is better):\n")
+	ew.printf("\nNodes: value (Borda rank, higher is better); GOALS energy/cost/performance:\n")
+	if e.RankedNodes > 0 {
+		ew.printf("  %d healthy nodes of the tier ranked; mean score %s: nodes at or above it are kept.\n", e.RankedNodes, Score(e.Mean))
+	}
 	if len(e.Nodes) == 0 {
 		ew.printf("  none passed the filters\n")
 	} else {
@@ -90,7 +93,7 @@ func WriteExplanation(w io.Writer, e *scheduler.Explanation) error {
 		for _, c := range criteria {
 			tfmt("\t%s", strings.ToUpper(c))
 		}
-		tfmt("\tSCORE\tKEPT\n")
+		tfmt("\tGOALS\tSCORE\tKEPT\n")
 		for _, n := range e.Nodes {
 			tfmt("  %s\t%s", n.Cluster, n.Node)
 			for _, c := range criteria {
@@ -105,9 +108,13 @@ func WriteExplanation(w io.Writer, e *scheduler.Explanation) error {
 			if n.Kept {
 				kept = "yes"
 			}
-			tfmt("\t%s\t%s\n", Score(n.Score), kept)
+			g := n.Goals
+			tfmt("\t%.2f/%.2f/%.2f\t%s\t%s\n", g.Energy, g.Cost, g.Performance, Score(n.Score), kept)
 		}
 		_ = tw.Flush()
+		if e.OmittedNodes > 0 {
+			ew.printf("  … and %d more candidates, not listed.\n", e.OmittedNodes)
+		}
 		for _, n := range e.Nodes {
 			for _, p := range n.Problems {
 				ew.printf("  %s/%s: %s\n", n.Cluster, n.Node, p)

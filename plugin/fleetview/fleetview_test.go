@@ -73,7 +73,7 @@ func TestFormatting(t *testing.T) {
 		{QoS(spec.QoS{}), "balanced"}, {QoS(spec.QoS{Energy: 1, Cost: 0.25}), "energy=1 cost=0.25 performance=0"},
 		{Age(time.Unix(100, 0), time.Time{}), "<unknown>"}, {Age(time.Unix(100, 0), time.Unix(200, 0)), "0s"},
 		{Age(time.Unix(7300, 0), time.Unix(100, 0)), "120m"},
-		{CriterionValue(scheduler.CriterionMemory, 7<<30), "7Gi"}, {CriterionValue(scheduler.CriterionEnergy, 0.5), "0.5"},
+		{CriterionValue(scheduler.CriterionMemory, 7<<30), "7Gi"}, {CriterionValue(scheduler.CriterionCPU, 9.5), "9500m"}, {CriterionValue(scheduler.CriterionCPU, 6), "6"}, {CriterionValue(scheduler.CriterionEnergy, 0.5), "0.5"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("got %q, want %q", tc.got, tc.want)

@@ -168,8 +168,8 @@ func testSnapshot() Snapshot {
 		Requirements: spec.Requirements{Total: fleet.Resources{MilliCPU: 500, MemoryBytes: 256 << 20, Pods: 1}},
 		Criteria:     []string{"energy", "price", "cpu"},
 		Nodes: []scheduler.NodeScore{
-			{Cluster: "cloud-a", Node: "a-1", Values: map[string]float64{"energy": 0.0024, "price": 16.4, "cpu": 5000}, Ranks: map[string]float64{"energy": 2, "price": 2, "cpu": 1}, Score: 1, Kept: true},
-			{Cluster: "cloud-b", Node: "b-1", Values: map[string]float64{"energy": 0.0027, "price": 32.8, "cpu": 9000}, Ranks: map[string]float64{"energy": 1, "price": 1, "cpu": 2}, Score: 0.5},
+			{Cluster: "cloud-a", Node: "a-1", Values: map[string]float64{"energy": 0.0024, "price": 16.4, "cpu": 6}, Ranks: map[string]float64{"energy": 2, "price": 2, "cpu": 1}, Score: 1, Kept: true},
+			{Cluster: "cloud-b", Node: "b-1", Values: map[string]float64{"energy": 0.0027, "price": 32.8, "cpu": 10}, Ranks: map[string]float64{"energy": 1, "price": 1, "cpu": 2}, Score: 0.5},
 		},
 		Clusters: []scheduler.ClusterScore{
 			{Cluster: "cloud-a", Score: 1, KeptNodes: 1, Outcome: scheduler.OutcomeChosen},
