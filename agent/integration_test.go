@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -70,6 +71,11 @@ func tlsLead(t testing.TB, f *sandbox.Federation) *fakeLead {
 // runAgent runs the agent on cluster with the binary's flags until the
 // test ends or stop is called.
 func runAgent(t testing.TB, f *sandbox.Federation, cluster string, lead *fakeLead, extra ...string) (stop func()) {
+	return runAgentLogged(t, testLogger(t), f, cluster, lead, extra...)
+}
+
+// runAgentLogged is runAgent logging to log.
+func runAgentLogged(t testing.TB, log *slog.Logger, f *sandbox.Federation, cluster string, lead *fakeLead, extra ...string) (stop func()) {
 	t.Helper()
 	o := NewOptions()
 	fs := flag.NewFlagSet("qonnect-agent", flag.ContinueOnError)
@@ -86,7 +92,7 @@ func runAgent(t testing.TB, f *sandbox.Federation, cluster string, lead *fakeLea
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- o.Run(ctx, testLogger(t)) }()
+	go func() { done <- o.Run(ctx, log) }()
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {

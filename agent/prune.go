@@ -64,6 +64,13 @@ func (a *Agent) prune(ctx context.Context, as *apiv1.Assignments, keep map[compK
 				a.dropPruneType(gvr)
 				continue
 			}
+			if apierrors.IsForbidden(err) {
+				// The agent's RBAC grants only the kinds it may apply (no
+				// Secrets, for one); what it may not list, it cannot have made.
+				a.log.Debug("not allowed to list; skipping", "resource", gvr.String())
+				a.dropPruneType(gvr)
+				continue
+			}
 			a.log.Warn("cannot list objects to remove; trying again later", "resource", gvr.String(), "err", err)
 			continue
 		}
