@@ -48,10 +48,12 @@ func (a *Agent) reconcileLoop(ctx context.Context) error {
 	var cur *apiv1.Assignments
 	for {
 		force := false
+		fresh := false
 		select {
 		case <-ctx.Done():
 			return nil
 		case cur = <-a.pending:
+			fresh = true
 		case <-resync.C:
 			force = true
 		case <-retry.C:
@@ -59,7 +61,10 @@ func (a *Agent) reconcileLoop(ctx context.Context) error {
 		if cur == nil {
 			continue
 		}
-		next := a.reconcile(ctx, cur, force)
+		// Removal follows what a lead said: a list just received, or the
+		// last one while leads still answer. With every lead gone, the agent
+		// keeps applying what it has but removes nothing.
+		next := a.reconcile(ctx, cur, force, fresh || !a.noLead())
 		if !next.IsZero() {
 			retry.Reset(time.Until(next))
 		}
@@ -68,9 +73,10 @@ func (a *Agent) reconcileLoop(ctx context.Context) error {
 
 // reconcile makes the cluster run what as lists: it applies each
 // component that is new, changed, failed and due for a retry (or every one
-// when force), then removes qonnect's objects that as no longer lists. It
-// returns when a failed component should be tried again (zero: none).
-func (a *Agent) reconcile(ctx context.Context, as *apiv1.Assignments, force bool) time.Time {
+// when force), then, if remove, removes qonnect's objects that as no longer
+// lists. It returns when a failed component should be tried again (zero:
+// none).
+func (a *Agent) reconcile(ctx context.Context, as *apiv1.Assignments, force, remove bool) time.Time {
 	start := time.Now()
 	keep := make(map[compKey]bool, len(as.Items))
 	type job struct {
@@ -80,6 +86,7 @@ func (a *Agent) reconcile(ctx context.Context, as *apiv1.Assignments, force bool
 		quiet bool // applied before as it is: no Events unless it fails
 	}
 	var jobs []job
+	var unknownLeaving []apiv1.Assignment
 	a.mu.Lock()
 	for _, it := range as.Items {
 		k := compKey{it.App, it.Component}
@@ -97,9 +104,7 @@ func (a *Agent) reconcile(ctx context.Context, as *apiv1.Assignments, force bool
 			}
 			st.leaving = true
 			if len(st.applied) == 0 && st.gen == 0 {
-				// Not applied by this process (it restarted): find what the
-				// component has here for health, without writing anything.
-				st.applied, st.gen = a.refsOf(&it), it.Generation
+				unknownLeaving = append(unknownLeaving, it)
 			}
 			continue
 		}
@@ -111,6 +116,17 @@ func (a *Agent) reconcile(ctx context.Context, as *apiv1.Assignments, force bool
 		}
 	}
 	a.mu.Unlock()
+
+	// Leaving components this process never applied (it restarted): work
+	// out which objects they have here, for their health, writing nothing.
+	for _, it := range unknownLeaving {
+		refs := a.refsOf(&it)
+		a.mu.Lock()
+		if st := a.components[compKey{it.App, it.Component}]; st != nil && st.gen == 0 {
+			st.applied, st.gen = refs, it.Generation
+		}
+		a.mu.Unlock()
+	}
 
 	var g errgroup.Group
 	g.SetLimit(applyParallel)
@@ -126,8 +142,9 @@ func (a *Agent) reconcile(ctx context.Context, as *apiv1.Assignments, force bool
 		return time.Time{}
 	}
 
-	// Only now, with a list that a lead just gave, may anything be removed.
-	a.prune(ctx, as, keep)
+	if remove {
+		a.prune(ctx, as, keep)
+	}
 
 	a.mu.Lock()
 	var next time.Time

@@ -148,6 +148,13 @@ func (a *Agent) leadFailed(call string, err error) {
 	}
 }
 
+// noLead says whether the last call found no lead answering.
+func (a *Agent) noLead() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.leadDown
+}
+
 // notFound says whether a lead answered that it does not know the cluster.
 func notFound(err error) bool { return leadclient.IsCode(err, apiv1.CodeNotFound) }
 
