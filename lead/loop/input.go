@@ -28,43 +28,78 @@ func SafeSchedule(fn ScheduleFunc, cfg scheduler.Config, in scheduler.Input) (ds
 	return fn(cfg, in), nil
 }
 
+// PrepareFunc indexes the fleet once for a round over many applications
+// (scheduler.Prepare).
+type PrepareFunc func(cfg scheduler.Config, now time.Time, clusters []fleet.Cluster, nodes []fleet.Node) *scheduler.Prepared
+
+// Fleet is the clusters and nodes of one scheduling round, built once and
+// shared by every application's input (copying 20,000 nodes per
+// application would dominate a round).
+type Fleet struct {
+	Clusters []fleet.Cluster
+	Nodes    []fleet.Node
+	// Prepared, when set, is the fleet indexed by the scheduler; Reserve
+	// each decision on it so later applications see the room taken.
+	Prepared *scheduler.Prepared
+}
+
+// NewFleet collects the fleet from the KB. With live, node report times
+// are the leader's in-memory ones when newer (reports that changed no
+// fact are not replicated).
+func NewFleet(st *kb.State, live *liveness.Tracker) *Fleet {
+	f := &Fleet{Clusters: make([]fleet.Cluster, 0, len(st.Clusters))}
+	for _, name := range slices.Sorted(maps.Keys(st.Clusters)) {
+		f.Clusters = append(f.Clusters, *st.Clusters[name])
+	}
+	n := 0
+	for _, nodes := range st.Nodes {
+		n += len(nodes)
+	}
+	f.Nodes = make([]fleet.Node, 0, n)
+	for _, cn := range slices.Sorted(maps.Keys(st.Nodes)) {
+		var seen time.Time
+		if live != nil {
+			seen = live.NodesSeen(cn)
+		}
+		nodes := st.Nodes[cn]
+		for _, name := range slices.Sorted(maps.Keys(nodes)) {
+			node := *nodes[name]
+			if seen.After(node.Reported) {
+				node.Reported = seen
+			}
+			f.Nodes = append(f.Nodes, node)
+		}
+	}
+	return f
+}
+
 // InputOptions are the lead's view beyond the KB: which clusters are down,
-// which components failed, and (on the leader) fresher node report times.
+// which components failed, and the round's fleet.
 type InputOptions struct {
 	Now    time.Time
 	Down   map[string]bool
 	Failed map[string]bool
-	// Liveness, when set, supplies node report times newer than the KB's
-	// (reports that changed no fact are not replicated).
+	// Fleet is the round's fleet; nil builds one from st (with Liveness).
+	Fleet    *Fleet
 	Liveness *liveness.Tracker
 }
 
 // BuildInput assembles the scheduler's input for app from the KB state.
 func BuildInput(st *kb.State, app *kb.App, opts InputOptions) scheduler.Input {
+	f := opts.Fleet
+	if f == nil {
+		f = NewFleet(st, opts.Liveness)
+	}
 	in := scheduler.Input{
 		Now:        opts.Now,
 		App:        app.Spec,
 		Generation: app.Generation,
+		Clusters:   f.Clusters,
+		Nodes:      f.Nodes,
+		Prepared:   f.Prepared,
 		Down:       opts.Down,
 		Failed:     opts.Failed,
 		Excluded:   map[string]map[string]time.Time{},
-	}
-	for _, name := range slices.Sorted(maps.Keys(st.Clusters)) {
-		in.Clusters = append(in.Clusters, *st.Clusters[name])
-	}
-	for _, cn := range slices.Sorted(maps.Keys(st.Nodes)) {
-		var seen time.Time
-		if opts.Liveness != nil {
-			seen = opts.Liveness.NodesSeen(cn)
-		}
-		nodes := st.Nodes[cn]
-		for _, n := range slices.Sorted(maps.Keys(nodes)) {
-			node := *nodes[n]
-			if seen.After(node.Reported) {
-				node.Reported = seen
-			}
-			in.Nodes = append(in.Nodes, node)
-		}
 	}
 	for _, comp := range slices.Sorted(maps.Keys(app.Placements)) {
 		in.Current = append(in.Current, *app.Placements[comp])

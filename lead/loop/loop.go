@@ -52,6 +52,9 @@ type Config struct {
 	Store    Store
 	Liveness *liveness.Tracker
 	Schedule ScheduleFunc
+	// Prepare, when set (scheduler.Prepare), indexes the fleet once per
+	// pass for every application of the pass.
+	Prepare PrepareFunc
 	// Scheduler are the scheduler's knobs (Backoff is also the exclusion
 	// time the loop records when the scheduler names none).
 	Scheduler scheduler.Config
@@ -213,13 +216,20 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 	full := l.full || !maps.Equal(down, l.lastDown) || !samePointers(st.Clusters, l.lastClusters)
 
 	seen := make(map[string]*kb.App, len(st.Apps))
+	var fl *Fleet // built on the first application that needs it
 	for _, name := range slices.Sorted(maps.Keys(st.Apps)) {
 		app := st.Apps[name]
 		if !full && l.lastApps[name] == app {
 			seen[name] = app // nothing about it or the fleet changed
 			continue
 		}
-		err := l.scheduleApp(ctx, st, app, down, now)
+		if fl == nil {
+			fl = NewFleet(st, l.cfg.Liveness)
+			if l.cfg.Prepare != nil {
+				fl.Prepared = l.cfg.Prepare(l.cfg.Scheduler, now, fl.Clusters, fl.Nodes)
+			}
+		}
+		err := l.scheduleApp(ctx, st, fl, app, down, now)
 		switch {
 		case err == nil:
 			seen[name] = app
@@ -301,12 +311,17 @@ func (l *Loop) failedComponents(app *kb.App, now time.Time) map[string]bool {
 }
 
 // scheduleApp runs the scheduler for one application and stores what changed.
-func (l *Loop) scheduleApp(ctx context.Context, st *kb.State, app *kb.App, down map[string]bool, now time.Time) error {
+func (l *Loop) scheduleApp(ctx context.Context, st *kb.State, fl *Fleet, app *kb.App, down map[string]bool, now time.Time) error {
 	name := app.Spec.Metadata.Name
-	in := BuildInput(st, app, InputOptions{Now: now, Down: down, Failed: l.failedComponents(app, now), Liveness: l.cfg.Liveness})
+	in := BuildInput(st, app, InputOptions{Now: now, Down: down, Failed: l.failedComponents(app, now), Fleet: fl})
 	decisions, err := SafeSchedule(l.cfg.Schedule, l.cfg.Scheduler, in)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errScheduler, err)
+	}
+	if fl.Prepared != nil {
+		for _, d := range decisions {
+			fl.Prepared.Reserve(d)
+		}
 	}
 	plan := l.plan(app, decisions, down, now)
 	if len(plan.Placements) == 0 && len(plan.Exclude) == 0 {
@@ -323,7 +338,7 @@ func (l *Loop) scheduleApp(ctx context.Context, st *kb.State, app *kb.App, down 
 		return fmt.Errorf("store placements of %q: %w", name, err)
 	}
 	for _, e := range plan.Events {
-		l.log.Info("placement", "app", name, "component", e.Component, "reason", e.Reason, "message", e.Message)
+		l.log.Info("placement", "app", name, "appComponent", e.Component, "reason", e.Reason, "message", e.Message)
 	}
 	return nil
 }

@@ -363,3 +363,35 @@ func TestRunReactsToChanges(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// With the real scheduler: placements land, keep their explanations, and a
+// second pass over unchanged facts stores nothing.
+func TestRealSchedulerIsStable(t *testing.T) {
+	e := newEnv(t, scheduler.Schedule)
+	e.loop.cfg.Prepare = scheduler.Prepare
+	for _, name := range []string{"edge-a", "edge-b"} {
+		e.cluster(name, fleet.TierEdge, nil)
+		e.apply(kb.TypeReportNodes, kb.ReportNodes{Cluster: name, Full: true, Nodes: []fleet.Node{{Name: "n1", Ready: true,
+			Labels:      map[string]string{fleet.LabelEnergy: "0.0024", fleet.LabelPrice: "1.5", fleet.LabelBandwidth: "1000000000"},
+			Allocatable: fleet.Resources{MilliCPU: 4000, MemoryBytes: 8 << 30, EphemeralStorage: 100 << 30, Pods: 110}}}})
+	}
+	e.clock.t = time.Now()
+	e.live.Seen("edge-a", e.clock.Now())
+	e.live.Seen("edge-b", e.clock.Now())
+	e.app("shop", 1, "web", "db")
+	e.pass()
+	st, _ := e.store.KB().View()
+	app := st.Apps["shop"]
+	for _, comp := range []string{"web", "db"} {
+		p := app.Placement(comp)
+		if p == nil || p.Cluster == "" || p.Explanation == nil || p.Explanation.Chosen != p.Cluster {
+			t.Fatalf("%s = %+v", comp, p)
+		}
+	}
+	idx := e.store.KB().Index()
+	e.loop.full = true
+	e.pass()
+	if e.store.KB().Index() != idx {
+		t.Fatal("the real scheduler's second pass changed placements")
+	}
+}

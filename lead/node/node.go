@@ -54,8 +54,9 @@ type Options struct {
 	ProbeAddr      string
 	ClusterTimeout time.Duration
 	Tuning         raftstore.Tuning
-	// Schedule overrides the scheduler (tests).
+	// Schedule and Prepare override the scheduler (tests).
 	Schedule loop.ScheduleFunc
+	Prepare  loop.PrepareFunc
 }
 
 // Validate checks the options.
@@ -95,7 +96,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		o.ClusterTimeout = loop.DefaultClusterTimeout
 	}
 	if o.Schedule == nil {
-		o.Schedule = scheduler.Schedule
+		o.Schedule, o.Prepare = scheduler.Schedule, scheduler.Prepare
 	}
 	peers, err := raftstore.ParsePeers(o.Peers)
 	if err != nil {
@@ -154,7 +155,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		Logger: log.With("component", "api"), Registerer: reg,
 	})
 	lp := loop.New(loop.Config{
-		Store: store, Liveness: live, Schedule: o.Schedule, ClusterTimeout: o.ClusterTimeout,
+		Store: store, Liveness: live, Schedule: o.Schedule, Prepare: o.Prepare, ClusterTimeout: o.ClusterTimeout,
 		Logger: log.With("component", "loop"), Registerer: reg,
 	})
 
