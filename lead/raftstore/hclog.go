@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -39,6 +40,14 @@ func toSlog(level hclog.Level) slog.Level {
 func (h *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	if level == hclog.Off {
 		return
+	}
+	for i, a := range args {
+		// hclog.Fmt values are printf-style pairs; render them as text.
+		if f, ok := a.(hclog.Format); ok && len(f) > 0 {
+			if format, ok := f[0].(string); ok {
+				args[i] = fmt.Sprintf(format, f[1:]...)
+			}
+		}
 	}
 	h.l.Log(context.Background(), toSlog(level), msg, args...)
 }
