@@ -3,6 +3,7 @@ package install
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -136,22 +137,50 @@ func (a *applier) apply(ctx context.Context, objs []*unstructured.Unstructured) 
 		case err != nil:
 			return out, fmt.Errorf("read %s: %w", refOf(u), err)
 		}
-		after, err := ri.Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: fleet.FieldManager, Force: true, DryRun: a.dryRun()})
+		opts := metav1.ApplyOptions{FieldManager: fleet.FieldManager, Force: true, DryRun: a.dryRun()}
+		if before != nil && !a.dry {
+			// Most types skip the write of an apply that changes nothing,
+			// not all (a PersistentVolumeClaim is written anyway): ask the
+			// server what the apply would make, and write only if that
+			// differs from what is stored. So a second install writes nothing.
+			dry := opts
+			dry.DryRun = []string{metav1.DryRunAll}
+			would, err := ri.Apply(ctx, u.GetName(), u, dry)
+			if err != nil {
+				return out, fmt.Errorf("apply %s: %w", refOf(u), err)
+			}
+			if sameStored(before, would) {
+				out = append(out, Applied{Object: before, Change: Unchanged})
+				continue
+			}
+		}
+		after, err := ri.Apply(ctx, u.GetName(), u, opts)
 		if err != nil {
 			return out, fmt.Errorf("apply %s: %w", refOf(u), err)
 		}
 		change := Created
-		if before != nil {
-			// The API server does not write an apply that changes nothing,
-			// so an equal resourceVersion means nothing changed.
+		switch {
+		case before == nil:
+		case sameStored(before, after):
+			change = Unchanged
+		default:
 			change = Configured
-			if before.GetResourceVersion() == after.GetResourceVersion() {
-				change = Unchanged
-			}
 		}
 		out = append(out, Applied{Object: after, Change: change})
 	}
 	return out, nil
+}
+
+// sameStored says whether two versions of an object hold the same
+// content, whatever their resourceVersion and managedFields bookkeeping.
+func sameStored(x, y *unstructured.Unstructured) bool {
+	strip := func(u *unstructured.Unstructured) map[string]any {
+		c := u.DeepCopy()
+		unstructured.RemoveNestedField(c.Object, "metadata", "resourceVersion")
+		unstructured.RemoveNestedField(c.Object, "metadata", "managedFields")
+		return c.Object
+	}
+	return reflect.DeepEqual(strip(x), strip(y))
 }
 
 // pruneConfigMaps deletes the generated ConfigMaps of component that the

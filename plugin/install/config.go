@@ -245,12 +245,18 @@ func (c *LeadConfig) Overlay() Overlay {
 	for i, p := range c.Peers {
 		peers[i] = p.String()
 	}
+	var self Peer
+	if s := c.Self(); s != nil {
+		self = *s
+	}
 	o := Overlay{
 		Bases:     []string{manifests.Namespace, manifests.Lead},
 		Namespace: c.Namespace,
 		ConfigMaps: map[string][]string{LeadConfigMap: {
 			"id=" + c.ID,
 			"peers=" + strings.Join(peers, ","),
+			"raft-advertise=" + self.Raft,
+			"api-advertise=" + self.API,
 		}},
 		Images: []kustypes.Image{c.Image.kustomize(LeadName)},
 	}

@@ -84,17 +84,22 @@ func (in *Installer) Lead(ctx context.Context, cfg LeadConfig) (*Result, error) 
 	}
 	res := &Result{}
 	a := in.applier()
-	// The namespace first: the CA Secret may have to be created in it.
+	if err := in.checkDryRunNamespace(ctx, cfg.Namespace); err != nil {
+		return nil, err
+	}
 	nsObjs, rest := splitNamespace(objs)
-	done, err := a.apply(ctx, nsObjs)
-	res.Objects = append(res.Objects, done...)
+	// The namespace first: the CA Secret may have to be created in it.
+	ensureNamespace := func() error {
+		done, err := a.apply(ctx, nsObjs)
+		res.Objects = append(res.Objects, done...)
+		nsObjs = nil
+		return err
+	}
+	ca, err := in.leadCA(ctx, &cfg, res, ensureNamespace)
 	if err != nil {
 		return res, err
 	}
-	ca, err := in.leadCA(ctx, &cfg, res)
-	if err != nil {
-		return res, err
-	}
+	rest = append(nsObjs, rest...)
 	now := in.now()
 	sec, _, err := certSecret(ctx, in.Target.Kube, cfg.Namespace, LeadTLSSecret, "lead", ca,
 		pki.Request{Role: pki.RoleLead, Name: cfg.ID, Hosts: cfg.CertHosts()}, now)
@@ -117,7 +122,7 @@ func (in *Installer) Lead(ctx context.Context, cfg LeadConfig) (*Result, error) 
 		}
 		rest = append(rest, u)
 	}
-	done, err = a.apply(ctx, rest)
+	done, err := a.apply(ctx, rest)
 	res.Objects = append(res.Objects, done...)
 	if err != nil {
 		return res, err
@@ -133,7 +138,7 @@ func (in *Installer) Lead(ctx context.Context, cfg LeadConfig) (*Result, error) 
 // leadCA finds the federation CA, or creates it when this is the first
 // lead and it is being installed where the CA belongs. Creating a second
 // CA by mistake would split the federation, hence the rules.
-func (in *Installer) leadCA(ctx context.Context, cfg *LeadConfig, res *Result) (*pki.CA, error) {
+func (in *Installer) leadCA(ctx context.Context, cfg *LeadConfig, res *Result, ensureNamespace func() error) (*pki.CA, error) {
 	ca, err := loadCA(ctx, in.CA, cfg.Namespace)
 	if !errors.Is(err, ErrNoCA) {
 		return ca, err
@@ -148,6 +153,9 @@ func (in *Installer) leadCA(ctx context.Context, cfg *LeadConfig, res *Result) (
 	case in.DryRun == DryRunServer:
 		res.Notes = append(res.Notes, "a new federation CA would be created in "+where)
 		return pki.NewCA("qonnect federation CA (dry run)", time.Hour)
+	}
+	if err := ensureNamespace(); err != nil {
+		return nil, err
 	}
 	ca, err = createCA(ctx, in.Target.Kube, cfg.Namespace)
 	if err != nil {
@@ -181,6 +189,9 @@ func (in *Installer) Agent(ctx context.Context, cfg AgentConfig) (*Result, error
 	if in.DryRun == DryRunClient {
 		return clientDryRun(objs, cfg.Namespace, []string{AgentTLSSecret}), nil
 	}
+	if err := in.checkDryRunNamespace(ctx, cfg.Namespace); err != nil {
+		return nil, err
+	}
 	ca, err := loadCA(ctx, in.CA, cfg.Namespace)
 	if errors.Is(err, ErrNoCA) {
 		return nil, fmt.Errorf("%w in secret %s/%s of context %s: install the first lead before the agents, and point --ca-context at its cluster",
@@ -207,6 +218,23 @@ func (in *Installer) Agent(ctx context.Context, cfg AgentConfig) (*Result, error
 	pruned, err := a.pruneConfigMaps(ctx, cfg.Namespace, "agent", res.Objects)
 	res.Objects = append(res.Objects, pruned...)
 	return res, err
+}
+
+// checkDryRunNamespace stops a server dry run into a namespace that does
+// not exist: the API server would refuse every object in it, for a reason
+// that says nothing about the objects.
+func (in *Installer) checkDryRunNamespace(ctx context.Context, ns string) error {
+	if in.DryRun != DryRunServer {
+		return nil
+	}
+	_, err := in.Target.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return fmt.Errorf("a server dry run needs the namespace %s, which does not exist yet: use --dry-run=client to see what a first install creates", ns)
+	}
+	if err != nil {
+		return fmt.Errorf("read namespace %s: %w", ns, err)
+	}
+	return nil
 }
 
 func splitNamespace(objs []*unstructured.Unstructured) (ns, rest []*unstructured.Unstructured) {

@@ -62,17 +62,22 @@ func TestRenderLead(t *testing.T) {
 	if c.Image != "reg.example/q/qonnect-lead:v1.2.3" {
 		t.Errorf("image %q", c.Image)
 	}
+	// The API port wants a client certificate; the kubelet has none.
 	for _, p := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe, c.StartupProbe} {
-		if p == nil || p.HTTPGet == nil || p.HTTPGet.Scheme != corev1.URISchemeHTTPS {
-			t.Errorf("probe %+v: want an HTTPS GET", p)
+		if p == nil || p.HTTPGet == nil || p.HTTPGet.Port.String() != "probe" {
+			t.Errorf("probe %+v: want a GET on the probe port", p)
 		}
+	}
+	if !slices.Contains(c.Args, "--probe-addr=0.0.0.0:8080") {
+		t.Errorf("args %v lack the probe address", c.Args)
 	}
 	if c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.LivenessProbe.HTTPGet.Path != "/healthz" {
 		t.Errorf("probe paths %s, %s", c.ReadinessProbe.HTTPGet.Path, c.LivenessProbe.HTTPGet.Path)
 	}
 	// The settings come from the generated ConfigMap, renamed with its hash.
 	cm := into[corev1.ConfigMap](t, find(t, objs, "ConfigMap", ""))
-	if !strings.HasPrefix(cm.Name, LeadConfigMap+"-") || cm.Data["id"] != "a" || cm.Data["peers"] != "a=10.0.0.1:7000=10.0.0.1:7443,b=b.example:7000=b.example:7443" {
+	if !strings.HasPrefix(cm.Name, LeadConfigMap+"-") || cm.Data["id"] != "a" || cm.Data["peers"] != "a=10.0.0.1:7000=10.0.0.1:7443,b=b.example:7000=b.example:7443" ||
+		cm.Data["raft-advertise"] != "10.0.0.1:7000" || cm.Data["api-advertise"] != "10.0.0.1:7443" {
 		t.Errorf("configmap %s: %v", cm.Name, cm.Data)
 	}
 	for _, e := range c.Env {
