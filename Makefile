@@ -56,3 +56,36 @@ lint:
 
 clean:
 	rm -rf $(BIN) dist
+
+# --- install artefacts: container images and the krew archives -------------
+
+.PHONY: images dist
+
+## images: container images of qonnect-lead and qonnect-agent, FROM scratch
+##   around the static binary, built with docker (nothing is pulled).
+##   Tagged [IMAGE_REGISTRY/]qonnect-lead:IMAGE_TAG (default tag: VERSION, which
+##   is also what `kubectl qonnect install` asks for); push them yourself:
+##   make images IMAGE_REGISTRY=registry.example/you && docker push ...
+IMAGE_REGISTRY ?=
+IMAGE_TAG      ?= $(VERSION)
+IMAGE_ARCH     ?= $(shell $(GO) env GOARCH)
+IMAGE_LDFLAGS  := -s -w \
+	-X qonnect.io/qonnect/internal/version.Version=$(VERSION) \
+	-X qonnect.io/qonnect/internal/version.Commit=$(COMMIT) \
+	-X qonnect.io/qonnect/agent.Version=$(VERSION)
+images:
+	@set -e; for b in qonnect-lead qonnect-agent; do \
+		ctx=$$(mktemp -d); trap 'rm -rf "$$ctx"' EXIT; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags '$(IMAGE_LDFLAGS)' -o "$$ctx/$$b" ./cmd/$$b; \
+		cp LICENSE images/$$b/Dockerfile "$$ctx/"; \
+		ref=$(if $(IMAGE_REGISTRY),$(IMAGE_REGISTRY)/)$$b:$(IMAGE_TAG); \
+		docker build --quiet --platform linux/$(IMAGE_ARCH) --build-arg VERSION=$(VERSION) -t "$$ref" "$$ctx" >/dev/null; \
+		rm -rf "$$ctx"; trap - EXIT; \
+		echo "$$ref"; \
+	done
+
+## dist: the plugin's krew archives (linux, darwin, windows x amd64, arm64)
+##   into dist/, and krew/qonnect.yaml filled with their sha256.
+##   DIST_VERSION is a semver tag (default: from git).
+dist:
+	bash hack/dist.sh $(if $(DIST_VERSION),--version $(DIST_VERSION))
