@@ -32,6 +32,7 @@ func main() {
 	fs.StringVar(&o.TLS.Key, "tls-key", "", "this lead's key")
 	fs.BoolVar(&o.InsecureDevPlaintext, "insecure-dev-plaintext", false, "DANGEROUS: no TLS and no authentication, for local development only")
 	fs.StringVar(&o.ProbeAddr, "probe-addr", "", "optional plain-HTTP address serving only /healthz, /readyz and /metrics")
+	fs.BoolVar(&o.Pprof, "pprof", false, "serve /debug/pprof/ on --probe-addr (keep that address private)")
 	fs.DurationVar(&o.ClusterTimeout, "cluster-timeout", 0, "a cluster silent for longer is failed over (default 12s)")
 	fs.DurationVar(&o.Tuning.HeartbeatTimeout, "raft-heartbeat-timeout", 0, "Raft heartbeat timeout (default 1s)")
 	fs.DurationVar(&o.Tuning.ElectionTimeout, "raft-election-timeout", 0, "Raft election timeout (default 1s)")

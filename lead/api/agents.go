@@ -353,12 +353,32 @@ func (s *Server) assignments(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	// A lead cut off from the leader would hand out stale assignments and
+	// hold the agent's long-poll forever: it sends the agent elsewhere.
+	if err := s.leaderKnown(); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	if index > 0 {
-		ctx, cancel := context.WithTimeout(r.Context(), wait)
-		_, err := s.kb.WaitCluster(ctx, name, index)
-		cancel()
-		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			return // the caller went away
+		deadline := time.Now().Add(wait)
+		for {
+			step := min(time.Until(deadline), leaderCheckEvery)
+			ctx, cancel := context.WithTimeout(r.Context(), step)
+			_, err := s.kb.WaitCluster(ctx, name, index)
+			cancel()
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, context.DeadlineExceeded) {
+				return // the caller went away
+			}
+			if err := s.leaderKnown(); err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			if !time.Now().Before(deadline) {
+				break
+			}
 		}
 	}
 	st, _ := s.kb.View()
@@ -367,6 +387,19 @@ func (s *Server) assignments(w http.ResponseWriter, r *http.Request) {
 		out.Items = []apiv1.Assignment{}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// leaderCheckEvery is how often a waiting blocking query checks that this
+// lead is still in touch with a leader.
+const leaderCheckEvery = time.Second
+
+// leaderKnown fails with 503 when this lead neither leads nor knows a
+// leader: it is cut off from the majority, and what it holds may be stale.
+func (s *Server) leaderKnown() error {
+	if s.store.IsLeader() || s.store.LeaderAPI() != "" {
+		return nil
+	}
+	return errorf(http.StatusServiceUnavailable, apiv1.CodeUnavailable, "lead %s is cut off from the leader; ask another lead", s.store.ID())
 }
 
 // checkAddr validates a host:port address.

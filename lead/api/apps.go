@@ -17,8 +17,10 @@ import (
 	"qonnect.io/qonnect/lead/loop"
 )
 
-// toApp converts a stored application for the wire.
-func toApp(a *kb.App) apiv1.App {
+// toApp converts a stored application for the wire, with the placements'
+// explanations when explain is set (they are most of an application's
+// size, so lists leave them out unless asked).
+func toApp(a *kb.App, explain bool) apiv1.App {
 	out := apiv1.App{
 		Spec:       *a.Spec,
 		Generation: a.Generation,
@@ -29,7 +31,11 @@ func toApp(a *kb.App) apiv1.App {
 		Events:     slices.Clone(a.Events),
 	}
 	for _, c := range a.Spec.Spec.Components {
-		if p := a.Placement(c.Name); p != nil {
+		p := a.Placements[c.Name]
+		if explain {
+			p = a.Placement(c.Name)
+		}
+		if p != nil {
 			out.Placements = append(out.Placements, *p)
 		}
 	}
@@ -39,7 +45,7 @@ func toApp(a *kb.App) apiv1.App {
 	return out
 }
 
-// GET /v1/apps
+// GET /v1/apps[?explain=true] — without explanations unless asked.
 func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
 	if _, ok := s.authorize(w, r, "list applications", isUserOrLead); !ok {
 		return
@@ -51,7 +57,7 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
 	st, idx := s.kb.View()
 	out := apiv1.AppList{Index: idx, Items: []apiv1.App{}}
 	for _, name := range slices.Sorted(maps.Keys(st.Apps)) {
-		out.Items = append(out.Items, toApp(st.Apps[name]))
+		out.Items = append(out.Items, toApp(st.Apps[name], r.URL.Query().Get("explain") == "true"))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -76,7 +82,7 @@ func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errorf(http.StatusNotFound, apiv1.CodeNotFound, "application %q not found", name))
 		return
 	}
-	writeJSON(w, http.StatusOK, toApp(a))
+	writeJSON(w, http.StatusOK, toApp(a, true))
 }
 
 // POST /v1/apps[?dryRun=true]
@@ -112,7 +118,7 @@ func (s *Server) applyApp(w http.ResponseWriter, r *http.Request) {
 		}
 		var out apiv1.ApplyResult
 		s.kb.Read(func(st *kb.State, _ uint64) {
-			out = apiv1.ApplyResult{Index: res.Index, Result: res.Outcome, App: toApp(st.Apps[app.Metadata.Name])}
+			out = apiv1.ApplyResult{Index: res.Index, Result: res.Outcome, App: toApp(st.Apps[app.Metadata.Name], true)}
 		})
 		s.log.Info("application applied", "app", app.Metadata.Name, "result", res.Outcome, "generation", res.Generation, "by", id.String())
 		return out, nil
@@ -177,7 +183,7 @@ func (s *Server) dryRun(app *spec.Application) (apiv1.ApplyResult, error) {
 		s.log.Error("dry run: scheduler failed", "app", app.Metadata.Name, "err", err)
 		return apiv1.ApplyResult{}, errorf(http.StatusServiceUnavailable, apiv1.CodeUnavailable, "scheduler unavailable: %v", err)
 	}
-	out := apiv1.ApplyResult{Index: idx, Result: result, DryRun: true, App: toApp(cand)}
+	out := apiv1.ApplyResult{Index: idx, Result: result, DryRun: true, App: toApp(cand, false)}
 	out.App.Placements = []scheduler.Placement{}
 	for _, d := range decisions {
 		p := d.Placement

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"time"
@@ -51,7 +52,9 @@ type Options struct {
 	// ProbeAddr, if set, serves /healthz, /readyz and /metrics in plain
 	// HTTP (for kubelet probes and scrapers that hold no client
 	// certificate); it serves no data.
-	ProbeAddr      string
+	ProbeAddr string
+	// Pprof adds /debug/pprof/ to the probe endpoint.
+	Pprof          bool
 	ClusterTimeout time.Duration
 	Tuning         raftstore.Tuning
 	// Schedule and Prepare override the scheduler (tests).
@@ -190,7 +193,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		return fmt.Errorf("API server: %w", err)
 	})
 	if o.ProbeAddr != "" {
-		probe := &http.Server{Addr: o.ProbeAddr, Handler: probeHandler(srv.Handler()), ReadHeaderTimeout: 5 * time.Second}
+		probe := &http.Server{Addr: o.ProbeAddr, Handler: probeHandler(srv.Handler(), o.Pprof), ReadHeaderTimeout: 5 * time.Second}
 		servers = append(servers, probe)
 		g.Go(func() error {
 			log.Info("probe endpoint listening (health and metrics only)", "addr", o.ProbeAddr)
@@ -219,10 +222,14 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 }
 
 // probeHandler serves only the endpoints that carry no data.
-func probeHandler(h http.Handler) http.Handler {
+func probeHandler(h http.Handler, profiling bool) http.Handler {
 	mux := http.NewServeMux()
 	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
 		mux.Handle(p, h)
+	}
+	if profiling {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	}
 	return mux
 }

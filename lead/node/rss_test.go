@@ -36,20 +36,37 @@ func rssKiB(pid int) (int, error) {
 // runs the scheduling loop with the real scheduler) with 1,000 clusters,
 // 20,000 nodes and 5,000 applications through its API, waits until every
 // application is placed, and reports its RSS and the load time.
+var benchClusters, benchApps = 1000, 5000
+
 func BenchmarkLeadRSSAtScale(b *testing.B) {
+	if v := os.Getenv("QONNECT_BENCH_SCALE"); v != "" {
+		fmt.Sscanf(v, "%d,%d", &benchClusters, &benchApps)
+	}
 	bin := buildLead(b)
 	dir := b.TempDir()
 	ports := freePorts(b, 2)
 	api := fmt.Sprintf("127.0.0.1:%d", ports[1])
 	cmd := exec.Command(bin, "--id", "lead0", "--data-dir", filepath.Join(dir, "data"),
 		"--raft-addr", fmt.Sprintf("127.0.0.1:%d", ports[0]), "--api-addr", api,
-		"--insecure-dev-plaintext", "--cluster-timeout", "1h", "--log-level", "warn")
+		"--insecure-dev-plaintext", "--cluster-timeout", "1h", "--log-level", "warn",
+		"--probe-addr", "127.0.0.1:0", "--pprof")
+	if pp := os.Getenv("QONNECT_BENCH_PPROF"); pp != "" {
+		cmd.Args[len(cmd.Args)-2] = pp
+	}
 	logf, _ := os.Create(filepath.Join(dir, "lead.log"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logf.Close() })
+	b.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		logf.Close()
+		if b.Failed() {
+			out, _ := exec.Command("tail", "-n", "30", filepath.Join(dir, "lead.log")).Output()
+			b.Logf("lead log:\n%s", out)
+		}
+	})
 	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	do := func(method, path string, body any) error {
 		js, _ := json.Marshal(body)
@@ -91,7 +108,7 @@ func BenchmarkLeadRSSAtScale(b *testing.B) {
 		}()
 	}
 	tiers := fleet.Tiers
-	for c := range 1000 {
+	for c := range benchClusters {
 		name := fmt.Sprintf("cluster-%04d", c)
 		work <- func() error {
 			if err := do("POST", "/v1/clusters", apiv1.RegisterRequest{Cluster: fleet.Cluster{Name: name, Tier: tiers[c%3], Endpoint: name + ".example:443"}}); err != nil {
@@ -106,7 +123,7 @@ func BenchmarkLeadRSSAtScale(b *testing.B) {
 			return do("PUT", "/v1/clusters/"+name+"/nodes", rep)
 		}
 	}
-	for a := range 5000 {
+	for a := range benchApps {
 		work <- func() error {
 			return do("POST", "/v1/apps", fmt.Sprintf(`{"apiVersion":"qonnect.io/v1alpha1","kind":"Application","metadata":{"name":"app-%05d"},
 "spec":{"qos":{"energy":%g},"components":[
@@ -137,16 +154,19 @@ func BenchmarkLeadRSSAtScale(b *testing.B) {
 					}
 				}
 			}
-			if placed == 3*5000 {
+			if placed == 3*benchApps {
 				break
 			}
 			if time.Now().After(deadline) {
-				b.Fatalf("only %d of 15000 components placed", placed)
+				b.Fatalf("only %d of %d components placed; log in %s", placed, 3*benchApps, dir)
 			}
 		}
 		time.Sleep(2 * time.Second)
 	}
 	settled := time.Since(start)
+	if d, err := time.ParseDuration(os.Getenv("QONNECT_BENCH_HOLD")); err == nil {
+		time.Sleep(d) // time to look at the process (pprof)
+	}
 	rss, err := rssKiB(cmd.Process.Pid)
 	if err != nil {
 		b.Fatal(err)
