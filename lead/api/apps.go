@@ -1,11 +1,12 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"net/http"
-	"reflect"
 	"slices"
 	"time"
 
@@ -20,9 +21,13 @@ import (
 // toApp converts a stored application for the wire, with the placements'
 // explanations when explain is set (they are most of an application's
 // size, so lists leave them out unless asked).
-func toApp(a *kb.App, explain bool) apiv1.App {
+func toApp(a *kb.App, explain bool) (apiv1.App, error) {
+	sp, err := a.Spec()
+	if err != nil {
+		return apiv1.App{}, err
+	}
 	out := apiv1.App{
-		Spec:       *a.Spec,
+		Spec:       *sp,
 		Generation: a.Generation,
 		Created:    a.Created,
 		Updated:    a.Updated,
@@ -30,10 +35,10 @@ func toApp(a *kb.App, explain bool) apiv1.App {
 		Statuses:   []fleet.ComponentStatus{},
 		Events:     slices.Clone(a.Events),
 	}
-	for _, c := range a.Spec.Spec.Components {
-		p := a.Placements[c.Name]
+	for _, c := range a.Components {
+		p := a.Placements[c]
 		if explain {
-			p = a.Placement(c.Name)
+			p = a.Placement(c)
 		}
 		if p != nil {
 			out.Placements = append(out.Placements, *p)
@@ -42,7 +47,7 @@ func toApp(a *kb.App, explain bool) apiv1.App {
 	for _, k := range slices.Sorted(maps.Keys(a.Statuses)) {
 		out.Statuses = append(out.Statuses, *a.Statuses[k])
 	}
-	return out
+	return out, nil
 }
 
 // GET /v1/apps[?explain=true] — without explanations unless asked.
@@ -57,7 +62,7 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
 	st, idx := s.kb.View()
 	out := apiv1.AppList{Index: idx, Items: []apiv1.App{}}
 	for _, name := range slices.Sorted(maps.Keys(st.Apps)) {
-		out.Items = append(out.Items, toApp(st.Apps[name], r.URL.Query().Get("explain") == "true"))
+		out.Items = append(out.Items, s.withHeartbeats(toApp(st.Apps[name], r.URL.Query().Get("explain") == "true")))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -82,7 +87,7 @@ func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errorf(http.StatusNotFound, apiv1.CodeNotFound, "application %q not found", name))
 		return
 	}
-	writeJSON(w, http.StatusOK, toApp(a, true))
+	writeJSON(w, http.StatusOK, s.withHeartbeats(toApp(a, true)))
 }
 
 // POST /v1/apps[?dryRun=true]
@@ -116,10 +121,16 @@ func (s *Server) applyApp(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return nil, fmt.Errorf("apply application %q: %w", app.Metadata.Name, err)
 		}
-		var out apiv1.ApplyResult
-		s.kb.Read(func(st *kb.State, _ uint64) {
-			out = apiv1.ApplyResult{Index: res.Index, Result: res.Outcome, App: toApp(st.Apps[app.Metadata.Name], true)}
-		})
+		st, _ := s.kb.View()
+		stored := st.Apps[app.Metadata.Name]
+		if stored == nil {
+			return nil, fmt.Errorf("apply application %q: deleted right after it was stored: %w", app.Metadata.Name, kb.ErrConflict)
+		}
+		view, err := toApp(stored, true)
+		if err != nil {
+			return nil, err
+		}
+		out := apiv1.ApplyResult{Index: res.Index, Result: res.Outcome, App: view}
 		s.log.Info("application applied", "app", app.Metadata.Name, "result", res.Outcome, "generation", res.Generation, "by", id.String())
 		return out, nil
 	})
@@ -151,7 +162,7 @@ func (s *Server) dryRun(app *spec.Application) (apiv1.ApplyResult, error) {
 	st, idx := s.kb.View()
 	now := s.cfg.Now()
 	cand := &kb.App{
-		Spec:       app,
+		Name:       app.Metadata.Name,
 		Generation: 1,
 		Placements: map[string]*scheduler.Placement{},
 		Statuses:   map[string]*fleet.ComponentStatus{},
@@ -162,7 +173,7 @@ func (s *Server) dryRun(app *spec.Application) (apiv1.ApplyResult, error) {
 		cand.Placements, cand.Statuses, cand.Exclusions = old.Placements, old.Statuses, old.Exclusions
 		cand.Created, cand.Updated = old.Created, old.Updated
 		cand.Generation, result = old.Generation+1, "configured"
-		if reflect.DeepEqual(old.Spec, app) {
+		if canon, err := json.Marshal(app); err == nil && bytes.Equal(canon, old.SpecJSON) {
 			cand.Generation, result = old.Generation, "unchanged"
 		}
 	}
@@ -178,13 +189,15 @@ func (s *Server) dryRun(app *spec.Application) (apiv1.ApplyResult, error) {
 	} else {
 		opts.Down = loop.DownClusters(st)
 	}
-	decisions, err := loop.SafeSchedule(s.cfg.Schedule, s.cfg.Scheduler, loop.BuildInput(st, cand, opts))
+	decisions, err := loop.SafeSchedule(s.cfg.Schedule, s.cfg.Scheduler, loop.BuildInput(st, cand, app, opts))
 	if err != nil {
 		s.log.Error("dry run: scheduler failed", "app", app.Metadata.Name, "err", err)
 		return apiv1.ApplyResult{}, errorf(http.StatusServiceUnavailable, apiv1.CodeUnavailable, "scheduler unavailable: %v", err)
 	}
-	out := apiv1.ApplyResult{Index: idx, Result: result, DryRun: true, App: toApp(cand, false)}
-	out.App.Placements = []scheduler.Placement{}
+	out := apiv1.ApplyResult{Index: idx, Result: result, DryRun: true, App: apiv1.App{
+		Spec: *app, Generation: cand.Generation, Created: cand.Created, Updated: cand.Updated,
+		Placements: []scheduler.Placement{}, Statuses: []fleet.ComponentStatus{},
+	}}
 	for _, d := range decisions {
 		p := d.Placement
 		p.App, p.Component, p.Generation = app.Metadata.Name, d.Component, cand.Generation
