@@ -21,19 +21,19 @@ import (
 // toApp converts a stored application for the wire, with the placements'
 // explanations when explain is set (they are most of an application's
 // size, so lists leave them out unless asked).
-func toApp(a *kb.App, explain bool) (apiv1.App, error) {
-	sp, err := a.Spec()
-	if err != nil {
-		return apiv1.App{}, err
-	}
+func (s *Server) toApp(a *kb.App, explain bool) apiv1.App {
 	out := apiv1.App{
-		Spec:       *sp,
 		Generation: a.Generation,
 		Created:    a.Created,
 		Updated:    a.Updated,
 		Placements: []scheduler.Placement{},
 		Statuses:   []fleet.ComponentStatus{},
 		Events:     slices.Clone(a.Events),
+	}
+	if sp, err := a.Spec(); err != nil {
+		s.log.Error("stored spec does not decode", "app", a.Name, "err", err) // a corrupt KB
+	} else {
+		out.Spec = *sp
 	}
 	for _, c := range a.Components {
 		p := a.Placements[c]
@@ -47,7 +47,22 @@ func toApp(a *kb.App, explain bool) (apiv1.App, error) {
 	for _, k := range slices.Sorted(maps.Keys(a.Statuses)) {
 		out.Statuses = append(out.Statuses, *a.Statuses[k])
 	}
-	return out, nil
+	return out
+}
+
+// withHeartbeats shows, on the leader, the last time each status's cluster
+// was heard from: status heartbeats are replicated only when the status
+// changes, the leader's memory has the live time.
+func (s *Server) withHeartbeats(a apiv1.App) apiv1.App {
+	if !s.store.IsLeader() {
+		return a
+	}
+	for i := range a.Statuses {
+		if seen := s.cfg.Liveness.LastSeen(a.Statuses[i].Cluster); seen.After(a.Statuses[i].Heartbeat) {
+			a.Statuses[i].Heartbeat = seen
+		}
+	}
+	return a
 }
 
 // GET /v1/apps[?explain=true] — without explanations unless asked.
@@ -62,7 +77,7 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
 	st, idx := s.kb.View()
 	out := apiv1.AppList{Index: idx, Items: []apiv1.App{}}
 	for _, name := range slices.Sorted(maps.Keys(st.Apps)) {
-		out.Items = append(out.Items, s.withHeartbeats(toApp(st.Apps[name], r.URL.Query().Get("explain") == "true")))
+		out.Items = append(out.Items, s.withHeartbeats(s.toApp(st.Apps[name], r.URL.Query().Get("explain") == "true")))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -87,7 +102,7 @@ func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errorf(http.StatusNotFound, apiv1.CodeNotFound, "application %q not found", name))
 		return
 	}
-	writeJSON(w, http.StatusOK, s.withHeartbeats(toApp(a, true)))
+	writeJSON(w, http.StatusOK, s.withHeartbeats(s.toApp(a, true)))
 }
 
 // POST /v1/apps[?dryRun=true]
@@ -126,11 +141,7 @@ func (s *Server) applyApp(w http.ResponseWriter, r *http.Request) {
 		if stored == nil {
 			return nil, fmt.Errorf("apply application %q: deleted right after it was stored: %w", app.Metadata.Name, kb.ErrConflict)
 		}
-		view, err := toApp(stored, true)
-		if err != nil {
-			return nil, err
-		}
-		out := apiv1.ApplyResult{Index: res.Index, Result: res.Outcome, App: view}
+		out := apiv1.ApplyResult{Index: res.Index, Result: res.Outcome, App: s.toApp(stored, true)}
 		s.log.Info("application applied", "app", app.Metadata.Name, "result", res.Outcome, "generation", res.Generation, "by", id.String())
 		return out, nil
 	})

@@ -237,7 +237,12 @@ func (a *applier) putApp(p *PutApp, res *Result) error {
 		return fmt.Errorf("put application %q: stored generation is %d, not %d: %w", name, gen, *p.ExpectGeneration, ErrConflict)
 	}
 	sp := p.Spec
-	if old != nil && reflect.DeepEqual(old.Spec, &sp) {
+	// json.Marshal writes maps with sorted keys: equal specs, equal bytes.
+	canon, err := json.Marshal(&sp)
+	if err != nil {
+		return fmt.Errorf("put application %q: %w: %v", name, ErrInvalid, err)
+	}
+	if old != nil && bytes.Equal(old.SpecJSON, canon) {
 		res.Outcome, res.Generation = "unchanged", gen
 		return nil
 	}
@@ -256,12 +261,16 @@ func (a *applier) putApp(p *PutApp, res *Result) error {
 		res.Outcome = "configured"
 		a.touch(old.Clusters()...) // what those clusters run changed
 	}
-	app.Spec = &sp
+	app.Name, app.Namespace, app.SpecJSON = name, sp.NamespaceOf(), canon
+	app.Components = make([]string, 0, len(sp.Spec.Components))
+	for _, c := range sp.Spec.Components {
+		app.Components = append(app.Components, c.Name)
+	}
 	app.Generation = gen + 1
 	app.Updated = a.now
 	// Components that left the spec leave their clusters too.
 	for comp := range app.Placements {
-		if sp.Component(comp) == nil {
+		if !app.HasComponent(comp) {
 			delete(app.Placements, comp)
 			delete(app.Exclusions, comp)
 			delete(app.Explanations, comp)
@@ -308,7 +317,7 @@ func (a *applier) setPlacements(p *SetPlacements) error {
 		return fmt.Errorf("set placements of %q: read revision %d, stored is %d: %w", p.App, p.ExpectRev, old.PlacementRev, ErrConflict)
 	}
 	for _, pl := range p.Placements {
-		if old.Spec.Component(pl.Component) == nil {
+		if !old.HasComponent(pl.Component) {
 			return fmt.Errorf("set placements of %q: %w: no component %q", p.App, ErrInvalid, pl.Component)
 		}
 	}

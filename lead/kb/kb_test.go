@@ -157,7 +157,11 @@ func TestPutApp(t *testing.T) {
 		t.Fatalf("update: %+v", res)
 	}
 	app := h.state().Apps["shop"]
-	if app.Created == app.Updated || app.Updated != h.now || app.Spec.Spec.QoS.Energy != 1 {
+	sp, err := app.Spec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if app.Created == app.Updated || app.Updated != h.now || sp.Spec.QoS.Energy != 1 || app.Name != "shop" || app.Namespace != "shop" {
 		t.Fatalf("app = %+v", app)
 	}
 	stale := int64(1)

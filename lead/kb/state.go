@@ -42,10 +42,19 @@ type State struct {
 
 // App is an application as stored.
 type App struct {
-	Spec       *spec.Application `json:"spec"`
-	Generation int64             `json:"generation"`
-	Created    time.Time         `json:"created"`
-	Updated    time.Time         `json:"updated"`
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	// Components are the spec's component names, in the spec's order.
+	Components []string `json:"components"`
+	// SpecJSON is the spec in canonical JSON (as json.Marshal writes it).
+	// Decoded, specs with their manifests (maps of maps) were most of a
+	// large KB's memory; encoded they take a tenth, and are decoded when
+	// used (Spec): by the loop for the applications it schedules, by the
+	// API for the ones it shows.
+	SpecJSON   json.RawMessage `json:"spec"`
+	Generation int64           `json:"generation"`
+	Created    time.Time       `json:"created"`
+	Updated    time.Time       `json:"updated"`
 	// Placements by component.
 	Placements map[string]*scheduler.Placement `json:"placements"`
 	// PlacementRev is the log index of the last placement write, the guard
@@ -160,6 +169,19 @@ func (a *App) Clusters() []string {
 	return slices.Sorted(maps.Keys(set))
 }
 
+// Spec decodes the stored spec. It cannot fail on what the applier
+// stored; an error means a corrupt KB.
+func (a *App) Spec() (*spec.Application, error) {
+	var sp spec.Application
+	if err := json.Unmarshal(a.SpecJSON, &sp); err != nil {
+		return nil, fmt.Errorf("decode stored spec of %q: %w", a.Name, err)
+	}
+	return &sp, nil
+}
+
+// HasComponent reports whether the spec has a component of that name.
+func (a *App) HasComponent(name string) bool { return slices.Contains(a.Components, name) }
+
 // Placement returns component's placement with its explanation
 // decompressed, or nil.
 func (a *App) Placement(component string) *scheduler.Placement {
@@ -220,23 +242,32 @@ func (s *State) AssignmentIndex(cluster string) uint64 {
 // Assignments computes what is assigned to cluster: every component placed
 // there, and every component leaving it (Leaving). Addresses are computed
 // here from the current placements and endpoints, so they are never stale.
+// Only the specs of applications with a component there are decoded.
 func (s *State) Assignments(cluster string) []apiv1.Assignment {
 	var out []apiv1.Assignment
 	for _, name := range slices.Sorted(maps.Keys(s.Apps)) {
 		a := s.Apps[name]
-		var addrs map[string]string
-		for _, comp := range a.Spec.Spec.Components {
+		here := false
+		for _, p := range a.Placements {
+			here = here || p.Cluster == cluster || p.From == cluster
+		}
+		if !here {
+			continue
+		}
+		sp, err := a.Spec()
+		if err != nil {
+			continue // cannot happen on a KB the applier wrote
+		}
+		addrs := s.addresses(a)
+		for _, comp := range sp.Spec.Components {
 			p := a.Placements[comp.Name]
 			if p == nil || (p.Cluster != cluster && p.From != cluster) {
 				continue
 			}
-			if addrs == nil {
-				addrs = s.addresses(a)
-			}
 			as := apiv1.Assignment{
 				App:        name,
 				Component:  comp.Name,
-				Namespace:  a.Spec.NamespaceOf(),
+				Namespace:  a.Namespace,
 				Generation: a.Generation,
 				Resources:  comp.Resources,
 				Addresses:  addrs,

@@ -8,6 +8,7 @@ import (
 
 	"qonnect.io/qonnect/internal/fleet"
 	"qonnect.io/qonnect/internal/scheduler"
+	"qonnect.io/qonnect/internal/spec"
 	"qonnect.io/qonnect/lead/kb"
 	"qonnect.io/qonnect/lead/liveness"
 )
@@ -84,15 +85,16 @@ type InputOptions struct {
 	Liveness *liveness.Tracker
 }
 
-// BuildInput assembles the scheduler's input for app from the KB state.
-func BuildInput(st *kb.State, app *kb.App, opts InputOptions) scheduler.Input {
+// BuildInput assembles the scheduler's input for app, whose decoded spec
+// is sp, from the KB state.
+func BuildInput(st *kb.State, app *kb.App, sp *spec.Application, opts InputOptions) scheduler.Input {
 	f := opts.Fleet
 	if f == nil {
 		f = NewFleet(st, opts.Liveness)
 	}
 	in := scheduler.Input{
 		Now:        opts.Now,
-		App:        app.Spec,
+		App:        sp,
 		Generation: app.Generation,
 		Clusters:   f.Clusters,
 		Nodes:      f.Nodes,

@@ -23,6 +23,7 @@ import (
 	"qonnect.io/qonnect/internal/apiv1"
 	"qonnect.io/qonnect/internal/fleet"
 	"qonnect.io/qonnect/internal/scheduler"
+	"qonnect.io/qonnect/internal/spec"
 	"qonnect.io/qonnect/lead/kb"
 	"qonnect.io/qonnect/lead/liveness"
 	"qonnect.io/qonnect/lead/raftstore"
@@ -312,8 +313,12 @@ func (l *Loop) failedComponents(app *kb.App, now time.Time) map[string]bool {
 
 // scheduleApp runs the scheduler for one application and stores what changed.
 func (l *Loop) scheduleApp(ctx context.Context, st *kb.State, fl *Fleet, app *kb.App, down map[string]bool, now time.Time) error {
-	name := app.Spec.Metadata.Name
-	in := BuildInput(st, app, InputOptions{Now: now, Down: down, Failed: l.failedComponents(app, now), Fleet: fl})
+	name := app.Name
+	sp, err := app.Spec()
+	if err != nil {
+		return fmt.Errorf("%w: %v", errScheduler, err)
+	}
+	in := BuildInput(st, app, sp, InputOptions{Now: now, Down: down, Failed: l.failedComponents(app, now), Fleet: fl})
 	decisions, err := SafeSchedule(l.cfg.Schedule, l.cfg.Scheduler, in)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errScheduler, err)
@@ -323,7 +328,7 @@ func (l *Loop) scheduleApp(ctx context.Context, st *kb.State, fl *Fleet, app *kb
 			fl.Prepared.Reserve(d)
 		}
 	}
-	plan := l.plan(app, decisions, down, now)
+	plan := l.plan(app, sp, decisions, down, now)
 	if len(plan.Placements) == 0 && len(plan.Exclude) == 0 {
 		return nil
 	}
@@ -344,7 +349,7 @@ func (l *Loop) scheduleApp(ctx context.Context, st *kb.State, fl *Fleet, app *kb
 }
 
 // plan turns decisions into the placement changes to store.
-func (l *Loop) plan(app *kb.App, decisions []scheduler.Decision, down map[string]bool, now time.Time) kb.SetPlacements {
+func (l *Loop) plan(app *kb.App, sp *spec.Application, decisions []scheduler.Decision, down map[string]bool, now time.Time) kb.SetPlacements {
 	var out kb.SetPlacements
 	next := maps.Clone(app.Placements)
 	changed := map[string]bool{}
@@ -352,17 +357,17 @@ func (l *Loop) plan(app *kb.App, decisions []scheduler.Decision, down map[string
 		out.Events = append(out.Events, apiv1.Event{Time: now, Component: comp, Reason: reason, Message: fmt.Sprintf(format, args...)})
 	}
 	for _, d := range decisions {
-		if app.Spec.Component(d.Component) == nil {
+		if sp.Component(d.Component) == nil {
 			continue
 		}
 		cur := app.Placements[d.Component]
 		np := d.Placement
-		np.App, np.Component, np.Generation = app.Spec.Metadata.Name, d.Component, app.Generation
+		np.App, np.Component, np.Generation = app.Name, d.Component, app.Generation
 		if np.Decided.IsZero() {
 			np.Decided = now
 		}
 		if np.Tier == "" {
-			np.Tier = app.Spec.Component(d.Component).Tier
+			np.Tier = sp.Component(d.Component).Tier
 		}
 		switch d.Action {
 		case scheduler.ActionKeep:
@@ -431,7 +436,7 @@ func (l *Loop) plan(app *kb.App, decisions []scheduler.Decision, down map[string
 			event(d.Component, "Pending", "%s", np.Reason)
 			l.decisions.WithLabelValues("pending").Inc()
 		default:
-			l.log.Warn("unknown scheduler action", "action", d.Action, "app", app.Spec.Metadata.Name, "component", d.Component)
+			l.log.Warn("unknown scheduler action", "action", d.Action, "app", app.Name, "component", d.Component)
 			continue
 		}
 		p := np
@@ -469,7 +474,7 @@ func (l *Loop) plan(app *kb.App, decisions []scheduler.Decision, down map[string
 		if p.Explanation != nil {
 			var err error
 			if z, err = kb.CompressExplanation(p.Explanation); err != nil {
-				l.log.Warn("cannot keep explanation", "app", app.Spec.Metadata.Name, "component", comp, "err", err)
+				l.log.Warn("cannot keep explanation", "app", app.Name, "component", comp, "err", err)
 				z = nil
 			}
 			p.Explanation = nil
