@@ -38,6 +38,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"qonnect.io/qonnect/internal/pki"
+	"qonnect.io/qonnect/plugin/install"
 )
 
 // Env is what the commands take from the world besides their flags.
@@ -261,5 +262,6 @@ It reaches the lead group directly (--lead, or QONNECT_LEAD) or through the curr
 		NewCmdVersion(o),
 		NewCmdCompletion(o),
 	)
+	cmd.AddCommand(install.NewCmdInstall(streams), install.NewCmdUninstall(streams))
 	return cmd
 }
