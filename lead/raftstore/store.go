@@ -203,7 +203,7 @@ func Open(cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("raft store: open %s: %w", filepath.Join(cfg.Dir, "raft.db"), err)
 		}
 		s.bolt = bolt
-		cached, err := raft.NewLogCache(1024, bolt)
+		cached, err := raft.NewLogCache(256, bolt)
 		if err != nil {
 			bolt.Close()
 			return nil, fmt.Errorf("raft store: log cache: %w", err)
