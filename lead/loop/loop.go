@@ -46,6 +46,7 @@ const (
 	DefaultStuckTimeout   = 5 * time.Minute
 	DefaultResync         = 60 * time.Second
 	DefaultDebounce       = 25 * time.Millisecond
+	DefaultMinFull        = 5 * time.Second
 )
 
 // Config configures a Loop.
@@ -67,9 +68,14 @@ type Config struct {
 	StuckTimeout time.Duration
 	Resync       time.Duration
 	Debounce     time.Duration
-	Now          func() time.Time
-	Logger       *slog.Logger
-	Registerer   prometheus.Registerer
+	// MinFullInterval spaces out full passes caused by changing node facts
+	// (requested resources move all the time on a large fleet): at most one
+	// per interval; changed applications and liveness verdicts are handled
+	// at once regardless. Default 5s; negative: no spacing.
+	MinFullInterval time.Duration
+	Now             func() time.Time
+	Logger          *slog.Logger
+	Registerer      prometheus.Registerer
 }
 
 // Loop is the scheduling loop.
@@ -84,6 +90,9 @@ type Loop struct {
 	lastClusters map[string]*fleet.Cluster
 	lastDown     map[string]bool
 	full         bool
+	lastFull     time.Time
+	// fullDue is set when a full pass was put off by MinFullInterval.
+	fullDue bool
 
 	passes    prometheus.Counter
 	decisions *prometheus.CounterVec
@@ -104,6 +113,9 @@ func New(cfg Config) *Loop {
 	}
 	if cfg.Debounce == 0 {
 		cfg.Debounce = DefaultDebounce
+	}
+	if cfg.MinFullInterval == 0 {
+		cfg.MinFullInterval = DefaultMinFull
 	}
 	if cfg.Scheduler.Backoff == 0 {
 		cfg.Scheduler.Backoff = 5 * time.Minute
@@ -174,7 +186,10 @@ func (l *Loop) Run(ctx context.Context) error {
 		if !next.IsZero() {
 			wait = time.Until(next) + 10*time.Millisecond
 		}
-		expiry.Reset(wait)
+		if l.fullDue {
+			wait = min(wait, l.lastFull.Add(l.cfg.MinFullInterval).Sub(l.cfg.Now())+10*time.Millisecond)
+		}
+		expiry.Reset(max(wait, 0))
 
 		select {
 		case <-ctx.Done():
@@ -214,7 +229,10 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	full := l.full || !maps.Equal(down, l.lastDown) || !samePointers(st.Clusters, l.lastClusters)
+	fleetChanged := !samePointers(st.Clusters, l.lastClusters)
+	full := l.full || !maps.Equal(down, l.lastDown) ||
+		(fleetChanged && (l.cfg.MinFullInterval < 0 || now.Sub(l.lastFull) >= l.cfg.MinFullInterval))
+	l.fullDue = fleetChanged && !full
 
 	seen := make(map[string]*kb.App, len(st.Apps))
 	var fl *Fleet // built on the first application that needs it
@@ -247,7 +265,11 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 	// the next pass looks at those applications once more (a no-op when the
 	// scheduler is stable, as it must be).
 	l.lastApps = seen
-	l.lastClusters = maps.Clone(st.Clusters)
+	if full {
+		// Only a full pass has looked at every application with these facts.
+		l.lastClusters = maps.Clone(st.Clusters)
+		l.lastFull = now
+	}
 	l.lastDown = down
 	l.full = false
 	return nil

@@ -103,7 +103,7 @@ func newEnv(t *testing.T, sched ScheduleFunc) *env {
 	c := &clock{t: time.Now()}
 	live := liveness.New(c.Now())
 	e := &env{t: t, store: s, live: live, clock: c, ctx: context.Background()}
-	e.loop = New(Config{Store: s, Liveness: live, Schedule: sched, ClusterTimeout: 12 * time.Second, Now: c.Now})
+	e.loop = New(Config{Store: s, Liveness: live, Schedule: sched, ClusterTimeout: 12 * time.Second, Now: c.Now, MinFullInterval: -1})
 	return e
 }
 
@@ -393,5 +393,27 @@ func TestRealSchedulerIsStable(t *testing.T) {
 	e.pass()
 	if e.store.KB().Index() != idx {
 		t.Fatal("the real scheduler's second pass changed placements")
+	}
+}
+
+func TestFullPassesAreSpacedOut(t *testing.T) {
+	e := newEnv(t, fakeSchedule)
+	e.loop.cfg.MinFullInterval = 5 * time.Second
+	e.app("shop", 0, "web")
+	e.pass() // pending: no cluster
+	e.pass() // looks once more at what it wrote
+	e.cluster("edge-a", fleet.TierEdge, nil)
+	e.pass() // the fleet changed, but a full pass just ran
+	if p := e.placement("shop", "web"); !p.Pending() {
+		t.Fatalf("full pass not spaced out: %+v", p)
+	}
+	if !e.loop.fullDue {
+		t.Fatal("the put-off full pass is not due")
+	}
+	e.clock.Advance(6 * time.Second)
+	e.live.Seen("edge-a", e.clock.Now())
+	e.pass()
+	if p := e.placement("shop", "web"); p.Cluster != "edge-a" {
+		t.Fatalf("due full pass did not place: %+v", p)
 	}
 }
