@@ -231,6 +231,24 @@ func (c *cluster) waitLeader(live []*leadProc, timeout time.Duration) *leadProc 
 	return nil
 }
 
+// waitSettled waits until the leads have converged and stay converged on
+// the same hash for a while: the leader's loop may still be recording
+// decisions about the last writes.
+func (c *cluster) waitSettled(live []*leadProc) string {
+	c.t.Helper()
+	prev := c.waitConverged(live)
+	for range 100 {
+		time.Sleep(500 * time.Millisecond)
+		h := c.waitConverged(live)
+		if h == prev {
+			return h
+		}
+		prev = h
+	}
+	c.t.Fatal("the knowledge base never settled")
+	return ""
+}
+
 // waitConverged waits until the leads report the same KB hash at the same
 // applied index.
 func (c *cluster) waitConverged(live []*leadProc) string {
@@ -336,7 +354,7 @@ func TestThreeLeadProcesses(t *testing.T) {
 
 	// The killed lead comes back from its disk and catches up.
 	c.start(leader)
-	h1 := c.waitConverged(c.procs)
+	h1 := c.waitSettled(c.procs)
 
 	// Stop all three, restart all three from disk: the same KB everywhere.
 	for _, p := range c.procs {
@@ -346,7 +364,7 @@ func TestThreeLeadProcesses(t *testing.T) {
 		c.start(p)
 	}
 	c.waitLeader(c.procs, 30*time.Second)
-	h2 := c.waitConverged(c.procs)
+	h2 := c.waitSettled(c.procs)
 	if h1 != h2 {
 		t.Fatalf("KB after restart %s, before %s", h2, h1)
 	}
