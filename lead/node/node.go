@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -208,6 +209,10 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		return nil
 	})
 	g.Go(func() error {
+		announce(gctx, store, fwd, peers, o, log)
+		return nil
+	})
+	g.Go(func() error {
 		<-gctx.Done()
 		log.Info("shutting down")
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -219,6 +224,64 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	})
 	log.Info("lead started", "raft", o.RaftAdvertise, "api", o.APIAdvertise, "peers", len(peers), "dataDir", o.DataDir)
 	return g.Wait()
+}
+
+// announce makes sure the group knows this lead's addresses: a lead
+// started with --no-bootstrap asks the group (the leader, or any lead of
+// --peers) to add it; a lead whose recorded addresses differ from its flags
+// has them updated. It runs once, at startup, until it succeeds: a lead
+// removed from the group later is not added back behind the operator's back.
+func announce(ctx context.Context, store *raftstore.Store, fwd forward.Forwarder, peers []raftstore.Peer, o Options, log *slog.Logger) {
+	self := apiv1.MemberRequest{ID: o.ID, RaftAddr: o.RaftAdvertise, APIAddr: o.APIAdvertise}
+	body, err := json.Marshal(self)
+	if err != nil {
+		return
+	}
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(2 * time.Second):
+			}
+		}
+		var rec *kb.Member
+		store.KB().Read(func(st *kb.State, _ uint64) { rec = st.Members[o.ID] })
+		joined := store.Status().Leader != ""
+		if rec != nil && rec.RaftAddr == self.RaftAddr && rec.APIAddr == self.APIAddr {
+			return // recorded as we are
+		}
+		if !o.NoBootstrap && (rec == nil || !joined) {
+			// A bootstrapped lead is recorded by the leader from the
+			// bootstrap list; wait for that unless the record is wrong.
+			if attempt > 30 {
+				return
+			}
+			continue
+		}
+		targets := []string{}
+		if l := store.LeaderAPI(); l != "" {
+			targets = append(targets, l)
+		}
+		for _, p := range peers {
+			if p.ID != o.ID && p.APIAddr != "" {
+				targets = append(targets, p.APIAddr)
+			}
+		}
+		for _, t := range targets {
+			resp, err := fwd.Forward(ctx, t, &forward.Request{Method: http.MethodPost, Path: "/v1/raft/members", Body: body,
+				Identity: pki.Identity{Role: pki.RoleLead, Name: o.ID}})
+			if err == nil && resp.Status == http.StatusOK {
+				log.Info("announced this lead to the group", "via", t, "raft", self.RaftAddr, "api", self.APIAddr)
+				return
+			}
+			status := 0
+			if resp != nil {
+				status = resp.Status
+			}
+			log.Debug("announce to the group failed", "via", t, "status", status, "err", err)
+		}
+	}
 }
 
 // probeHandler serves only the endpoints that carry no data.

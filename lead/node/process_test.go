@@ -66,8 +66,34 @@ type leadProc struct {
 type cluster struct {
 	t     testing.TB
 	bin   string
+	ca    *pki.CA
+	dir   string
+	peers string // the --peers flag
 	procs []*leadProc
 	user  *http.Client
+}
+
+// newProc prepares (does not start) a lead with its certificate.
+func (c *cluster) newProc(id string, raftPort, apiPort int, extra ...string) *leadProc {
+	c.t.Helper()
+	is, err := c.ca.Issue(pki.Request{Role: pki.RoleLead, Name: id, Hosts: []string{"127.0.0.1", "localhost"}})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	files, err := c.ca.WriteFiles(filepath.Join(c.dir, id, "tls"), id, is)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return &leadProc{
+		id: id, api: fmt.Sprintf("127.0.0.1:%d", apiPort), logPath: filepath.Join(c.dir, id+".log"),
+		args: append([]string{
+			"--id", id, "--data-dir", filepath.Join(c.dir, id, "data"),
+			"--raft-addr", fmt.Sprintf("127.0.0.1:%d", raftPort), "--api-addr", fmt.Sprintf("127.0.0.1:%d", apiPort),
+			"--peers", c.peers,
+			"--tls-ca", files.CA, "--tls-cert", files.Cert, "--tls-key", files.Key,
+			"--log-level", "debug",
+		}, extra...),
+	}
 }
 
 // startCluster starts three leads on 127.0.0.1 with TLS from a fresh CA.
@@ -83,28 +109,9 @@ func startCluster(t testing.TB) *cluster {
 	for i := range 3 {
 		peers = append(peers, fmt.Sprintf("lead%d=127.0.0.1:%d=127.0.0.1:%d", i, ports[2*i], ports[2*i+1]))
 	}
-	c := &cluster{t: t, bin: bin}
+	c := &cluster{t: t, bin: bin, ca: ca, dir: dir, peers: strings.Join(peers, ",")}
 	for i := range 3 {
-		id := fmt.Sprintf("lead%d", i)
-		is, err := ca.Issue(pki.Request{Role: pki.RoleLead, Name: id, Hosts: []string{"127.0.0.1", "localhost"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		files, err := ca.WriteFiles(filepath.Join(dir, id, "tls"), id, is)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := &leadProc{
-			id: id, api: fmt.Sprintf("127.0.0.1:%d", ports[2*i+1]), logPath: filepath.Join(dir, id+".log"),
-			args: []string{
-				"--id", id, "--data-dir", filepath.Join(dir, id, "data"),
-				"--raft-addr", fmt.Sprintf("127.0.0.1:%d", ports[2*i]), "--api-addr", fmt.Sprintf("127.0.0.1:%d", ports[2*i+1]),
-				"--peers", strings.Join(peers, ","),
-				"--tls-ca", files.CA, "--tls-cert", files.Cert, "--tls-key", files.Key,
-				"--log-level", "debug",
-			},
-		}
-		c.procs = append(c.procs, p)
+		c.procs = append(c.procs, c.newProc(fmt.Sprintf("lead%d", i), ports[2*i], ports[2*i+1]))
 	}
 	us, err := ca.Issue(pki.Request{Role: pki.RoleUser, Name: "alice"})
 	if err != nil {
@@ -369,6 +376,44 @@ func TestThreeLeadProcesses(t *testing.T) {
 		t.Fatalf("KB after restart %s, before %s", h2, h1)
 	}
 	t.Logf("restarted from disk; all three at KB hash %s", h2[:16])
+}
+
+// A lead started with --no-bootstrap asks the group to add it, catches up,
+// and serves the same KB.
+func TestLeadJoinsWithNoBootstrap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs four lead processes")
+	}
+	c := startCluster(t)
+	leader := c.waitLeader(c.procs, 30*time.Second)
+	if code, b, err := c.do("POST", leader.api, "/v1/apps", appSpec("before-join")); err != nil || code != 200 {
+		t.Fatalf("apply: %d %s %v", code, b, err)
+	}
+	ports := freePorts(t, 2)
+	p := c.newProc("lead3", ports[0], ports[1], "--no-bootstrap")
+	c.procs = append(c.procs, p)
+	c.start(p)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := c.status(leader)
+		if err == nil && len(st.Members) == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lead3 not added: %+v %v", st.Members, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.waitConverged(c.procs)
+	st, err := c.status(p)
+	if err != nil || st.LeaderAPI == "" {
+		t.Fatalf("lead3 status %+v %v", st, err)
+	}
+	for _, m := range st.Members {
+		if m.ID == "lead3" && m.APIAddr != p.api {
+			t.Fatalf("lead3 recorded with API %q", m.APIAddr)
+		}
+	}
 }
 
 // BenchmarkElectionAfterSIGKILL measures the time from SIGKILL of the
