@@ -26,7 +26,7 @@ func main() {
 	fs.StringVar(&o.APIAddr, "api-addr", "", "address to serve the API on (host:port)")
 	fs.StringVar(&o.APIAdvertise, "api-advertise", "", "API address agents and other leads use (default --api-addr)")
 	fs.StringVar(&o.Peers, "peers", "", `bootstrap members "id=raftAddr=apiAddr,..." (first start only; safe to pass again; empty: a group of this lead alone)`)
-	fs.BoolVar(&o.NoBootstrap, "no-bootstrap", false, "never bootstrap; wait to be added to an existing group")
+	fs.BoolVar(&o.NoBootstrap, "no-bootstrap", false, "never bootstrap: ask the group (the leads of --peers) to add this lead")
 	fs.StringVar(&o.TLS.CA, "tls-ca", "", "federation CA certificate")
 	fs.StringVar(&o.TLS.Cert, "tls-cert", "", "this lead's certificate (reloaded when it changes)")
 	fs.StringVar(&o.TLS.Key, "tls-key", "", "this lead's key")
