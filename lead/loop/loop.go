@@ -432,7 +432,12 @@ func (l *Loop) plan(app *kb.App, sp *spec.Application, decisions []scheduler.Dec
 			event(d.Component, "Migrating", "from %s to %s (%s)", np.From, np.Cluster, summary(np))
 			l.decisions.WithLabelValues("migrate").Inc()
 		case scheduler.ActionFailover:
-			np.From, np.FromNodes = "", nil // nothing there worth keeping
+			np.From, np.FromNodes = "", nil // nothing where it failed is worth keeping…
+			if cur != nil && cur.From != "" && !down[cur.From] && cur.From != np.Cluster {
+				// …but a migration's old home, still healthy, keeps serving
+				// until the new one is.
+				np.From, np.FromNodes = cur.From, cur.FromNodes
+			}
 			left := d.ExcludeCluster
 			if left == "" && cur != nil {
 				left = cur.Cluster

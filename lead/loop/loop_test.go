@@ -417,3 +417,25 @@ func TestFullPassesAreSpacedOut(t *testing.T) {
 		t.Fatalf("due full pass did not place: %+v", p)
 	}
 }
+
+// A migration whose new home fails keeps the old home until a third one
+// is healthy: never break before make.
+func TestFailoverDuringMigrationKeepsTheOldHome(t *testing.T) {
+	e := newEnv(t, fakeSchedule)
+	e.cluster("edge-a", fleet.TierEdge, nil)
+	e.cluster("edge-b", fleet.TierEdge, map[string]string{"best": "yes"})
+	e.app("shop", 0, "web")
+	e.pass()
+	e.status("edge-a", "shop", "web", fleet.PhaseHealthy)
+	e.app("shop", 1, "web")
+	e.pass()
+	e.cluster("edge-c", fleet.TierEdge, map[string]string{"best": "yes"}) // where the fake goes next
+	if p := e.placement("shop", "web"); p.Cluster != "edge-b" || p.From != "edge-a" {
+		t.Fatalf("migrating: %+v", p)
+	}
+	e.status("edge-b", "shop", "web", fleet.PhaseFailed)
+	e.pass()
+	if p := e.placement("shop", "web"); p.Cluster != "edge-c" || p.From != "edge-a" {
+		t.Fatalf("after the new home failed: %+v", p)
+	}
+}
