@@ -29,8 +29,8 @@ func apply(st *State, index uint64, cmd *Command) (*Result, error) {
 	if err := dec.Decode(p); err != nil {
 		return nil, fmt.Errorf("decode %s payload: %w", cmd.Type, err)
 	}
-	a := &applier{st: st, index: index, now: cmd.Time.UTC()}
 	res := &Result{Index: index}
+	a := &applier{st: st, index: index, now: cmd.Time.UTC(), res: res}
 	var err error
 	switch p := p.(type) {
 	case *RegisterCluster:
@@ -62,6 +62,7 @@ type applier struct {
 	st    *State
 	index uint64
 	now   time.Time
+	res   *Result
 }
 
 // touch marks clusters' assignments as changed at this index.
@@ -69,6 +70,7 @@ func (a *applier) touch(clusters ...string) {
 	for _, c := range clusters {
 		if c != "" {
 			a.st.ClusterIndex[c] = a.index
+			a.res.touched = append(a.res.touched, c)
 		}
 	}
 }
@@ -378,6 +380,7 @@ func (a *applier) setMember(p *SetMember) error {
 	}
 	a.st.Members[m.ID] = &m
 	a.st.MembersIndex = a.index
+	a.res.allTouched = true
 	return nil
 }
 
@@ -387,6 +390,7 @@ func (a *applier) removeMember(p *RemoveMember) error {
 	}
 	delete(a.st.Members, p.ID)
 	a.st.MembersIndex = a.index
+	a.res.allTouched = true
 	return nil
 }
 

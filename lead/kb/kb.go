@@ -30,6 +30,11 @@ type Result struct {
 	Outcome string
 	// Generation is the application's generation after PutApp.
 	Generation int64
+
+	// Which clusters' assignments the command changed (all of them when
+	// the lead list changed), to wake only their blocking queries.
+	touched    []string
+	allTouched bool
 }
 
 // KB is the knowledge base and its Raft FSM. It is safe for concurrent use.
@@ -42,6 +47,10 @@ type KB struct {
 	// changed is closed and replaced each time state changes, waking every
 	// blocking query at once.
 	changed chan struct{}
+	// clusterChanged wakes the blocking queries of one cluster only (an
+	// agent's long-poll): with a thousand agents waiting, waking all of
+	// them on every change would cost more than the changes.
+	clusterChanged map[string]chan struct{}
 
 	// panicFn is how the FSM stops on an entry it cannot apply; tests
 	// replace it to observe the failure.
@@ -54,10 +63,11 @@ func New(logger *slog.Logger) *KB {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &KB{
-		log:     logger,
-		st:      newState(),
-		changed: make(chan struct{}),
-		panicFn: func(msg string) { panic(msg) },
+		log:            logger,
+		st:             newState(),
+		changed:        make(chan struct{}),
+		clusterChanged: map[string]chan struct{}{},
+		panicFn:        func(msg string) { panic(msg) },
 	}
 }
 
@@ -77,16 +87,29 @@ func (k *KB) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
 	k.mu.Lock()
 	defer k.mu.Unlock() // deferred: applyLocked may panic
-	applied := false
+	applied, all := false, false
+	touched := map[string]bool{}
 	for i, l := range logs {
 		if l.Type != raft.LogCommand {
 			continue // configuration changes are raft's business, not the KB's
 		}
-		out[i] = k.applyLocked(l.Index, l.Data)
+		res := k.applyLocked(l.Index, l.Data)
+		out[i] = res
 		applied = true
+		all = all || res.allTouched
+		for _, c := range res.touched {
+			touched[c] = true
+		}
+		res.touched = nil
 	}
 	if applied {
 		k.notifyLocked()
+		for c, ch := range k.clusterChanged {
+			if all || touched[c] {
+				close(ch)
+				delete(k.clusterChanged, c)
+			}
+		}
 	}
 	return out
 }
@@ -172,14 +195,28 @@ func (k *KB) WaitIndex(ctx context.Context, after uint64) (uint64, error) {
 }
 
 // WaitCluster blocks until cluster's assignment index is past after, or
-// ctx is done. It returns the cluster's assignment index.
+// ctx is done. It returns the cluster's assignment index. It wakes only on
+// changes to that cluster's assignments.
 func (k *KB) WaitCluster(ctx context.Context, cluster string, after uint64) (uint64, error) {
-	var ai uint64
-	_, err := k.Wait(ctx, func(st *State, _ uint64) bool {
-		ai = st.AssignmentIndex(cluster)
-		return ai > after
-	})
-	return ai, err
+	for {
+		k.mu.Lock()
+		ai := k.st.AssignmentIndex(cluster)
+		if ai > after {
+			k.mu.Unlock()
+			return ai, nil
+		}
+		ch := k.clusterChanged[cluster]
+		if ch == nil {
+			ch = make(chan struct{})
+			k.clusterChanged[cluster] = ch
+		}
+		k.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ai, ctx.Err()
+		}
+	}
 }
 
 // Snapshot captures the state for raft. Thanks to copy-on-write the copy is
@@ -201,6 +238,10 @@ func (k *KB) Restore(rc io.ReadCloser) error {
 	k.mu.Lock()
 	k.st, k.index = st, index
 	k.notifyLocked()
+	for c, ch := range k.clusterChanged {
+		close(ch)
+		delete(k.clusterChanged, c)
+	}
 	k.mu.Unlock()
 	k.log.Info("knowledge base restored from snapshot", "index", index,
 		"clusters", len(st.Clusters), "apps", len(st.Apps))

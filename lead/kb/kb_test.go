@@ -522,3 +522,33 @@ func TestExplanationsAreStoredCompressed(t *testing.T) {
 		t.Fatal("stale explanation kept")
 	}
 }
+
+func TestWaitClusterWakesOnlyForItsCluster(t *testing.T) {
+	h := placed(t) // web on a; cluster b has nothing
+	idxB := h.state().AssignmentIndex("b")
+	woke := make(chan uint64, 1)
+	go func() {
+		idx, _ := h.kb.WaitCluster(context.Background(), "b", idxB)
+		woke <- idx
+	}()
+	time.Sleep(20 * time.Millisecond)
+	rev := h.state().Apps["shop"].PlacementRev
+	// A change on a only (a status report) does not wake b's poll…
+	h.ok(TypeReportStatus, ReportStatus{Cluster: "a", Statuses: []fleet.ComponentStatus{{App: "shop", Component: "web", Generation: 1, Phase: fleet.PhaseHealthy}}})
+	select {
+	case idx := <-woke:
+		t.Fatalf("b woke for a change elsewhere (index %d)", idx)
+	case <-time.After(50 * time.Millisecond):
+	}
+	// …moving web to b does.
+	h.ok(TypeSetPlacements, SetPlacements{App: "shop", Generation: 1, ExpectRev: rev,
+		Placements: []scheduler.Placement{{Component: "web", Cluster: "b", Generation: 1}}})
+	select {
+	case idx := <-woke:
+		if idx != h.index {
+			t.Fatalf("woke at %d, want %d", idx, h.index)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("b's poll did not wake")
+	}
+}
