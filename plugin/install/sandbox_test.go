@@ -16,6 +16,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -277,9 +278,24 @@ func TestInstallSandbox(t *testing.T) {
 		}
 	})
 
+	// A volume for the lead's claim (the sandbox has no provisioner), so its
+	// pod schedules and --wait sees the Deployment available: which also
+	// proves the pod passes the namespace's restricted Pod Security.
+	pv := &corev1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{Name: "lead-data"},
+		Spec: corev1.PersistentVolumeSpec{
+			Capacity:               corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
+			AccessModes:            []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/var/lib/qonnect-test"}},
+		},
+	}
+	if _, err := cloud.kube.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
 	var ca *pki.CA
 	t.Run("lead", func(t *testing.T) {
-		out, errOut := fx.mustRun("lead", "--context", "cloud-a", "--id", "cloud-a", "--users", "default,alice", "--host", "lead.example.org")
+		out, errOut := fx.mustRun("lead", "--context", "cloud-a", "--id", "cloud-a", "--users", "default,alice", "--host", "lead.example.org", "--wait", "--timeout", "2m")
 		for _, want := range []string{
 			"namespace/qonnect-system created", "deployment.apps/qonnect-lead created", "service/qonnect-lead created",
 			"persistentvolumeclaim/qonnect-lead-data created", "secret/qonnect-lead-tls created", "secret/qonnect-user-alice created",
@@ -305,6 +321,16 @@ func TestInstallSandbox(t *testing.T) {
 		}
 		checkIdentity(t, cloud.secret(t, "qonnect-user-default"), ca, pki.RoleUser, "default")
 		checkIdentity(t, cloud.secret(t, "qonnect-user-alice"), ca, pki.RoleUser, "alice")
+
+		// Key material never reaches the output, whatever the format.
+		for _, format := range []string{"yaml", "json"} {
+			out, errOut := fx.mustRun("lead", "--context", "cloud-a", "--id", "cloud-a", "--users", "default,alice", "--host", "lead.example.org", "-o", format)
+			for _, secret := range []string{"PRIVATE KEY", "LS0tLS1CRUdJTi", "tls.key:", `"tls.key"`, "ca.key"} {
+				if strings.Contains(out+errOut, secret) {
+					t.Errorf("-o %s output holds %q", format, secret)
+				}
+			}
+		}
 
 		before, since := cloud.snapshot(t), nextSecond()
 		out, _ = fx.mustRun("lead", "--context", "cloud-a", "--id", "cloud-a", "--users", "default,alice", "--host", "lead.example.org")
