@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"time"
 
@@ -80,7 +81,9 @@ func (in *Installer) Lead(ctx context.Context, cfg LeadConfig) (*Result, error) 
 		secrets = append(secrets, UserSecretPrefix+u)
 	}
 	if in.DryRun == DryRunClient {
-		return clientDryRun(objs, cfg.Namespace, secrets), nil
+		res := clientDryRun(objs, cfg.Namespace, secrets)
+		res.Notes = leadNotes(&cfg)
+		return res, nil
 	}
 	res := &Result{}
 	a := in.applier()
@@ -129,10 +132,20 @@ func (in *Installer) Lead(ctx context.Context, cfg LeadConfig) (*Result, error) 
 	}
 	pruned, err := a.pruneConfigMaps(ctx, cfg.Namespace, "lead", res.Objects)
 	res.Objects = append(res.Objects, pruned...)
-	if cfg.ServiceType == corev1.ServiceTypeClusterIP && len(cfg.Peers) > 1 {
-		res.Notes = append(res.Notes, "the lead's Service is ClusterIP: leads in other clusters cannot reach it unless your network routes Service addresses between clusters (see --service-type)")
-	}
+	res.Notes = append(res.Notes, leadNotes(&cfg)...)
 	return res, err
+}
+
+// leadNotes are what a person should know about a lead's settings.
+func leadNotes(cfg *LeadConfig) []string {
+	var notes []string
+	if self := cfg.Self(); self != nil && (isIP(self.Raft) || isIP(self.API)) {
+		notes = append(notes, fmt.Sprintf("lead %s advertises IP addresses (%s, %s): qonnect-lead binds its outgoing connections to its advertised IP, which inside a pod is usually a load balancer's, not the pod's; prefer DNS names in --peers", cfg.ID, self.Raft, self.API))
+	}
+	if cfg.ServiceType == corev1.ServiceTypeClusterIP && len(cfg.Peers) > 1 {
+		notes = append(notes, "the lead's Service is ClusterIP: leads in other clusters cannot reach it unless your network routes Service addresses between clusters (see --service-type)")
+	}
+	return notes
 }
 
 // leadCA finds the federation CA, or creates it when this is the first
@@ -235,6 +248,11 @@ func (in *Installer) checkDryRunNamespace(ctx context.Context, ns string) error 
 		return fmt.Errorf("read namespace %s: %w", ns, err)
 	}
 	return nil
+}
+
+func isIP(hostPort string) bool {
+	h, _, err := net.SplitHostPort(hostPort)
+	return err == nil && net.ParseIP(h) != nil
 }
 
 func splitNamespace(objs []*unstructured.Unstructured) (ns, rest []*unstructured.Unstructured) {
