@@ -76,13 +76,14 @@ type State struct {
 
 // ClusterState is one cluster of a running sandbox.
 type ClusterState struct {
-	Name       string     `json:"name"`
-	Tier       fleet.Tier `json:"tier"`
-	Role       fleet.Role `json:"role"`
-	KwokName   string     `json:"kwokName"`
-	Kubeconfig string     `json:"kubeconfig"`
-	Server     string     `json:"server"`
-	Stopped    bool       `json:"stopped,omitempty"`
+	Name       string       `json:"name"`
+	Tier       fleet.Tier   `json:"tier"`
+	Role       fleet.Role   `json:"role"`
+	KwokName   string       `json:"kwokName"`
+	Kubeconfig string       `json:"kubeconfig"`
+	Server     string       `json:"server"`
+	Ports      ClusterPorts `json:"ports"`
+	Stopped    bool         `json:"stopped,omitempty"`
 }
 
 // Process is a qonnect process the sandbox started.
@@ -235,8 +236,13 @@ func (f *Federation) Down(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	if len(errs) == 0 {
+		if err := releasePorts(ctx, f.state.Dir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) == 0 {
 		// Keep the logs for a post-mortem; everything else goes.
-		for _, d := range []string{stateFile, "kwok", "kubeconfig", "pki", "leads", "env"} {
+		for _, d := range []string{stateFile, "kwok", "kwok-config", "kubeconfig", "pki", "leads", "env"} {
 			_ = os.RemoveAll(filepath.Join(f.state.Dir, d))
 		}
 	}
@@ -363,8 +369,17 @@ func (f *Federation) createCluster(ctx context.Context, c *ClusterState) error {
 		return err
 	}
 	defer unlock()
+	ports, err := reservePorts(ctx, f.state.Dir)
+	if err != nil {
+		return err
+	}
+	c.Ports = ports
+	cfgPath := filepath.Join(f.state.Dir, "kwok-config", c.Name+".yaml")
+	if err := writeKwokConfig(cfgPath, ports); err != nil {
+		return err
+	}
 	f.progressf("cluster %-14s starting control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)", c.Name)
-	err = f.kwokctl(ctx, "create", "cluster", "--name", c.KwokName, "--runtime", "binary",
+	err = f.kwokctl(ctx, "create", "cluster", "--name", c.KwokName, "--runtime", "binary", "--config", cfgPath,
 		"--etcd-binary", filepath.Join(b, "etcd"),
 		"--kube-apiserver-binary", filepath.Join(b, "kube-apiserver"),
 		"--kube-controller-manager-binary", filepath.Join(b, "kube-controller-manager"),

@@ -597,7 +597,20 @@ func checkGuard(t *testing.T, c *cluster) {
 	_, err = as.CoordinationV1().Leases("qonnect-system").Create(ctx, leaseNamed("qonnect-agent"), metav1.CreateOptions{})
 	mustAllow("its lease", err)
 	_ = c.kube.CoordinationV1().Leases("qonnect-system").Delete(ctx, "qonnect-agent", metav1.DeleteOptions{})
+	// Later steps apply an application into "shop": wait until the
+	// namespace is really gone, not just terminating.
 	_ = c.kube.CoreV1().Namespaces().Delete(ctx, "shop", metav1.DeleteOptions{})
+	deadline = time.Now().Add(time.Minute)
+	for {
+		_, err := c.kube.CoreV1().Namespaces().Get(ctx, "shop", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("namespace shop still there a minute after its deletion: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // checkUserRole binds the Role a person needs to use the plugin through a
