@@ -5,8 +5,10 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"qonnect.io/qonnect/internal/apiv1"
@@ -199,13 +201,19 @@ func (a *App) Placement(component string) *scheduler.Placement {
 	return p
 }
 
+// gzipWriters are reused: a flate compressor allocates about a megabyte
+// of state, and the loop compresses an explanation per decision.
+var gzipWriters = sync.Pool{New: func() any {
+	w, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
+	return w
+}}
+
 // CompressExplanation encodes an explanation for SetPlacements.Explanations.
 func CompressExplanation(ex *scheduler.Explanation) ([]byte, error) {
 	var buf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
-	if err != nil {
-		return nil, err
-	}
+	zw := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(zw)
+	zw.Reset(&buf)
 	if err := json.NewEncoder(zw).Encode(ex); err != nil {
 		return nil, fmt.Errorf("encode explanation: %w", err)
 	}
@@ -215,12 +223,21 @@ func CompressExplanation(ex *scheduler.Explanation) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+var gzipReaders sync.Pool
+
 // DecompressExplanation reverses CompressExplanation.
 func DecompressExplanation(z []byte) (*scheduler.Explanation, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(z))
+	zr, _ := gzipReaders.Get().(*gzip.Reader)
+	var err error
+	if zr == nil {
+		zr, err = gzip.NewReader(bytes.NewReader(z))
+	} else {
+		err = zr.Reset(bytes.NewReader(z))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("decompress explanation: %w", err)
 	}
+	defer gzipReaders.Put(zr)
 	var ex scheduler.Explanation
 	if err := json.NewDecoder(zr).Decode(&ex); err != nil {
 		return nil, fmt.Errorf("decode explanation: %w", err)

@@ -172,6 +172,12 @@ func BenchmarkLeadRSSAtScale(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(rss)/1024, "lead-RSS-MiB")
+	// And once the burst is over: the runtime hands freed memory back to
+	// the kernel in the background.
+	time.Sleep(30 * time.Second)
+	if idle, err := rssKiB(cmd.Process.Pid); err == nil {
+		b.ReportMetric(float64(idle)/1024, "idle-RSS-MiB")
+	}
 	b.ReportMetric(loaded.Seconds(), "load-s")
 	b.ReportMetric(settled.Seconds(), "all-placed-s")
 	for range b.N {
