@@ -112,8 +112,9 @@ func (s *Server) registerCluster(w http.ResponseWriter, r *http.Request) {
 			}
 			s.log.Info("cluster registered", "cluster", c.Name, "tier", c.Tier, "agentVersion", req.AgentVersion)
 		}
-		st, idx := s.kb.View()
-		return apiv1.RegisterResponse{Index: idx, Leads: s.leads(st), HeartbeatInterval: s.heartbeatInterval()}, nil
+		resp := apiv1.RegisterResponse{HeartbeatInterval: s.heartbeatInterval()}
+		s.kb.Read(func(st *kb.State, idx uint64) { resp.Index, resp.Leads = idx, s.leads(st) })
+		return resp, nil
 	})
 }
 
@@ -381,8 +382,12 @@ func (s *Server) assignments(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	st, _ := s.kb.View()
-	out := apiv1.Assignments{Index: st.AssignmentIndex(name), Items: st.Assignments(name), Leads: s.leads(st)}
+	// Under the read lock, not on a copy: only this cluster's applications
+	// are decoded, and copying the whole KB per poll would cost more.
+	var out apiv1.Assignments
+	s.kb.Read(func(st *kb.State, _ uint64) {
+		out = apiv1.Assignments{Index: st.AssignmentIndex(name), Items: st.Assignments(name), Leads: s.leads(st)}
+	})
 	if out.Items == nil {
 		out.Items = []apiv1.Assignment{}
 	}

@@ -96,8 +96,7 @@ func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	st, _ := s.kb.View()
-	a := st.Apps[name]
+	a := s.kb.App(name)
 	if a == nil {
 		s.fail(w, r, errorf(http.StatusNotFound, apiv1.CodeNotFound, "application %q not found", name))
 		return
@@ -136,8 +135,7 @@ func (s *Server) applyApp(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return nil, fmt.Errorf("apply application %q: %w", app.Metadata.Name, err)
 		}
-		st, _ := s.kb.View()
-		stored := st.Apps[app.Metadata.Name]
+		stored := s.kb.App(app.Metadata.Name)
 		if stored == nil {
 			return nil, fmt.Errorf("apply application %q: deleted right after it was stored: %w", app.Metadata.Name, kb.ErrConflict)
 		}

@@ -155,6 +155,13 @@ func (k *KB) Read(fn func(st *State, index uint64)) {
 	fn(k.st, k.index)
 }
 
+// App returns the stored application (read-only), or nil.
+func (k *KB) App(name string) *App {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.st.Apps[name]
+}
+
 // View returns a consistent copy of the state that stays valid without a
 // lock (see State: only the top-level maps are copied). Read-only.
 func (k *KB) View() (*State, uint64) {

@@ -180,8 +180,9 @@ func (l *Loop) Run(ctx context.Context) error {
 			default:
 			}
 		}
-		st, _ := l.cfg.Store.KB().View()
-		next := l.cfg.Liveness.NextExpiry(slices.Collect(maps.Keys(st.Clusters)), l.cfg.Now(), l.cfg.ClusterTimeout)
+		var clusters []string
+		l.cfg.Store.KB().Read(func(st *kb.State, _ uint64) { clusters = slices.Collect(maps.Keys(st.Clusters)) })
+		next := l.cfg.Liveness.NextExpiry(clusters, l.cfg.Now(), l.cfg.ClusterTimeout)
 		wait := time.Hour
 		if !next.IsZero() {
 			wait = time.Until(next) + 10*time.Millisecond
