@@ -7,6 +7,9 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w \
 	-X qonnect.io/qonnect/internal/version.Version=$(VERSION) \
 	-X qonnect.io/qonnect/internal/version.Commit=$(COMMIT) \
+	-X qonnect.io/qonnect/plugin.Version=$(VERSION) \
+	-X qonnect.io/qonnect/plugin.GitCommit=$(COMMIT) \
+	-X qonnect.io/qonnect/agent.Version=$(VERSION) \
 	-X qonnect.io/qonnect/internal/sandbox.SourceRoot=$(CURDIR)
 # Tests run the binaries make build put in bin/ instead of building their own.
 export QONNECT_BIN := $(BIN)
@@ -72,6 +75,8 @@ IMAGE_ARCH     ?= $(shell $(GO) env GOARCH)
 IMAGE_LDFLAGS  := -s -w \
 	-X qonnect.io/qonnect/internal/version.Version=$(VERSION) \
 	-X qonnect.io/qonnect/internal/version.Commit=$(COMMIT) \
+	-X qonnect.io/qonnect/plugin.Version=$(VERSION) \
+	-X qonnect.io/qonnect/plugin.GitCommit=$(COMMIT) \
 	-X qonnect.io/qonnect/agent.Version=$(VERSION)
 images:
 	@set -e; for b in qonnect-lead qonnect-agent; do \

@@ -165,3 +165,45 @@ func processesUnder(t *testing.T, dir string) int {
 	}
 	return n
 }
+
+// TestUpFailureTearsDown interrupts up halfway: what it started must go.
+func TestUpFailureTearsDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real control planes; not in -short")
+	}
+	p, err := sandbox.LoadProfile("testdata/two.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := sandbox.TestbedBin(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	// Let the first cluster start, then cut up short while the second does.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for {
+			if data, err := os.ReadFile(filepath.Join(dir, "sandbox.json")); err == nil && strings.Contains(string(data), `"server": "https://`) {
+				cancel()
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	_, err = sandbox.Up(ctx, p, sandbox.Options{Dir: dir, TestbedBin: bin, Parallel: 1})
+	if err == nil {
+		t.Fatal("up succeeded although it was interrupted")
+	}
+	if n := processesUnder(t, dir); n != 0 {
+		t.Fatalf("%d processes left running after a failed up", n)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "sandbox.json")); !os.IsNotExist(err) {
+		t.Fatalf("a failed up left its state file: %v", err)
+	}
+}
