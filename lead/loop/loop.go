@@ -44,7 +44,7 @@ var errScheduler = errors.New("scheduler failed")
 const (
 	DefaultClusterTimeout = 12 * time.Second
 	DefaultStuckTimeout   = 5 * time.Minute
-	DefaultResync         = 60 * time.Second
+	DefaultResync         = 2 * time.Minute
 	DefaultDebounce       = 25 * time.Millisecond
 	DefaultMinFull        = 5 * time.Second
 )
@@ -231,7 +231,21 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 		return err
 	}
 	fleetChanged := !samePointers(st.Clusters, l.lastClusters)
-	full := l.full || !maps.Equal(down, l.lastDown) ||
+	// A cluster that went down concerns only what runs there: those
+	// applications are rescheduled at once, without a full pass, so a
+	// failover does not wait behind thousands of other applications. One
+	// that came back may take pending components: a full pass.
+	wentDown := map[string]bool{}
+	cameBack := false
+	for c := range down {
+		if !l.lastDown[c] {
+			wentDown[c] = true
+		}
+	}
+	for c := range l.lastDown {
+		cameBack = cameBack || !down[c]
+	}
+	full := l.full || cameBack ||
 		(fleetChanged && (l.cfg.MinFullInterval < 0 || now.Sub(l.lastFull) >= l.cfg.MinFullInterval))
 	l.fullDue = fleetChanged && !full
 
@@ -239,7 +253,7 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 	var fl *Fleet // built on the first application that needs it
 	for _, name := range slices.Sorted(maps.Keys(st.Apps)) {
 		app := st.Apps[name]
-		if !full && l.lastApps[name] == app {
+		if !full && l.lastApps[name] == app && !runsOn(app, wentDown) {
 			seen[name] = app // nothing about it or the fleet changed
 			continue
 		}
@@ -274,6 +288,20 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 	l.lastDown = down
 	l.full = false
 	return nil
+}
+
+// runsOn reports whether any component of app runs on (or is leaving) one
+// of clusters.
+func runsOn(app *kb.App, clusters map[string]bool) bool {
+	if len(clusters) == 0 {
+		return false
+	}
+	for _, p := range app.Placements {
+		if clusters[p.Cluster] || clusters[p.From] {
+			return true
+		}
+	}
+	return false
 }
 
 func samePointers[V any](a, b map[string]*V) bool {
