@@ -43,6 +43,7 @@ func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	go node.TuneMemory(ctx, log)
 	if err := node.Run(ctx, o, log); err != nil {
 		log.Error("lead failed", "err", err)
 		fmt.Fprintln(os.Stderr, "qonnect-lead:", err)
