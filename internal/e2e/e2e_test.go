@@ -73,6 +73,7 @@ func TestPaper(t *testing.T) {
 		{"5 partition", testPartition},
 		{"6 restart of all leads", testRestartAll},
 		{"7 agent cut off from every lead", testAgentCutOff},
+		{"the kubectl plugin end to end", testPlugin},
 	}
 	for _, s := range steps {
 		if !t.Run(s.name, func(t *testing.T) { s.run(t, e) }) {

@@ -49,6 +49,10 @@ type Client struct {
 	mu    sync.Mutex
 	addrs []string
 	next  int // index of the address to try first
+	// wrote is set once a write succeeded: from then on reads ask for a
+	// consistent answer, since the next lead tried may not have applied
+	// the write yet (read-your-writes, e.g. apply --wait).
+	wrote bool
 }
 
 // New returns a client for the given leads.
@@ -193,6 +197,14 @@ func (c *Client) once(ctx context.Context, base, method, path string, query url.
 	ctx, cancel := context.WithTimeout(ctx, c.timeout+wait)
 	defer cancel()
 	u := base + path
+	if method == http.MethodGet && c.hasWritten() && query.Get("consistent") == "" {
+		q := url.Values{}
+		for k, v := range query {
+			q[k] = v
+		}
+		q.Set("consistent", "true")
+		query = q
+	}
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
@@ -224,6 +236,11 @@ func (c *Client) once(ctx context.Context, base, method, path string, query url.
 		}
 		return apiErr
 	}
+	if method != http.MethodGet {
+		c.mu.Lock()
+		c.wrote = true
+		c.mu.Unlock()
+	}
 	if out == nil {
 		return nil
 	}
@@ -231,6 +248,12 @@ func (c *Client) once(ctx context.Context, base, method, path string, query url.
 		return fmt.Errorf("decode answer from %s: %w", base, err)
 	}
 	return nil
+}
+
+func (c *Client) hasWritten() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.wrote
 }
 
 func codeFor(status int) string {

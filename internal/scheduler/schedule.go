@@ -51,7 +51,8 @@ func (cfg Config) withDefaults() Config {
 //   - its cluster is down, gone, has no healthy node, or the component
 //     Failed there: failed over to the best other cluster (ActionFailover),
 //     the cluster left behind excluded for Config.Backoff (ExcludeCluster,
-//     ExcludeUntil); Pending if no other cluster can take it.
+//     ExcludeUntil); kept where it is if no other cluster can take it
+//     (removing it would help nothing).
 //   - migrating (From set): kept as it is until the lead finishes the
 //     move, unless the target failed, which is a failover (From stays
 //     when the source still runs it, so the move stays make-before-break).
@@ -262,10 +263,17 @@ func (r *round) failure(comp, cluster string) string {
 
 func (r *round) failover(dc *decision, leaving, why, home string, best *clusterResult) Decision {
 	d := &dc.out
-	d.ExcludeCluster, d.ExcludeUntil = leaving, r.in.Now.Add(r.cfg.Backoff)
 	if best == nil {
+		// Nowhere else can take it. Clearing the placement would have the
+		// agent remove what may still run (a cluster whose facts are only
+		// late, or that comes back): keep it where it is, and say so.
+		if cur := dc.cur; cur != nil && cur.Cluster == leaving {
+			return r.keep(dc, fmt.Sprintf("kept on %s although it should leave (%s): %s", leaving, why, r.pendingReason(dc)))
+		}
+		d.ExcludeCluster, d.ExcludeUntil = leaving, r.in.Now.Add(r.cfg.Backoff)
 		return r.pending(dc, why+"; "+r.pendingReason(dc))
 	}
+	d.ExcludeCluster, d.ExcludeUntil = leaving, r.in.Now.Add(r.cfg.Backoff)
 	r.placeOn(dc, best)
 	d.Action = ActionFailover
 	// The target of a migration failed: its source still runs the

@@ -55,6 +55,13 @@ func (t *Tracker) Reset(now time.Time) {
 	t.grace = now
 }
 
+// GraceStart is when this lead's grace period began (it became leader).
+func (t *Tracker) GraceStart() time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.grace
+}
+
 // LastSeen is the last heartbeat heard from cluster by this lead (zero if
 // none).
 func (t *Tracker) LastSeen(cluster string) time.Time {

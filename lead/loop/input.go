@@ -46,7 +46,7 @@ type Fleet struct {
 
 // NewFleet collects the fleet from the KB. With live, node report times
 // are the leader's in-memory ones when newer (reports that changed no
-// fact are not replicated).
+// fact are not replicated), and at least the start of its grace period.
 func NewFleet(st *kb.State, live *liveness.Tracker) *Fleet {
 	f := &Fleet{Clusters: make([]fleet.Cluster, 0, len(st.Clusters))}
 	for _, name := range slices.Sorted(maps.Keys(st.Clusters)) {
@@ -57,10 +57,21 @@ func NewFleet(st *kb.State, live *liveness.Tracker) *Fleet {
 		n += len(nodes)
 	}
 	f.Nodes = make([]fleet.Node, 0, n)
+	var grace time.Time
+	if live != nil {
+		grace = live.GraceStart()
+	}
 	for _, cn := range slices.Sorted(maps.Keys(st.Nodes)) {
 		var seen time.Time
 		if live != nil {
 			seen = live.NodesSeen(cn)
+		}
+		// Like clusters, nodes get the grace of a new leader: before it,
+		// their reports went to another lead (or to none, while every lead
+		// was down), and facts that are merely late must not make a
+		// running component look homeless.
+		if grace.After(seen) {
+			seen = grace
 		}
 		nodes := st.Nodes[cn]
 		for _, name := range slices.Sorted(maps.Keys(nodes)) {
