@@ -85,10 +85,31 @@ func NewTransport(cfg TransportConfig) (*raft.NetworkTransport, error) {
 // the host itself when it is a specific IP, else nil (let the kernel pick).
 func LocalTCPAddr(host string) *net.TCPAddr {
 	ip := net.ParseIP(host)
-	if ip == nil || ip.IsUnspecified() {
+	if ip == nil || ip.IsUnspecified() || !isLocalIP(ip) {
+		// An advertised address that is not this host's (a load balancer's,
+		// a Service's) cannot be a source address: dial from the default.
 		return nil
 	}
 	return &net.TCPAddr{IP: ip}
+}
+
+// isLocalIP reports whether ip can be a source address here: it is a
+// loopback address (all of 127.0.0.0/8 answers on lo) or one of this
+// host's interface addresses.
+func isLocalIP(ip net.IP) bool {
+	if ip.IsLoopback() {
+		return true
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // requireLead refuses a connection whose peer is not a lead. It runs after
