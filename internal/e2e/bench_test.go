@@ -92,6 +92,7 @@ func BenchmarkPaper(b *testing.B) {
 				b.Fatal(err)
 			}
 			failover = append(failover, time.Since(t0))
+			b.Logf("failover of %s from %s: %s", comp, victim, time.Since(t0).Round(time.Millisecond))
 			if err := f.StartCluster(ctx, victim); err != nil {
 				b.Fatal(err)
 			}
