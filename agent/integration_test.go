@@ -171,7 +171,7 @@ const userAffinity = `affinity:
 
 func TestIntegration(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts a real control plane; not in -short")
+		t.Skip("short mode: starts a real control plane; not in -short")
 	}
 	f, cs := startSandbox(t, "testdata/one.yaml")
 	const cluster = "edge-1"

@@ -25,7 +25,7 @@ import (
 // API and looks at what lands in the clusters.
 func TestWithRealLead(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts real control planes and qonnect processes; not in -short")
+		t.Skip("short mode: starts real control planes and qonnect processes; not in -short")
 	}
 	p, err := sandbox.LoadProfile("testdata/two.yaml")
 	if err != nil {

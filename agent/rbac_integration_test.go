@@ -56,7 +56,7 @@ func (l *lockedBuffer) String() string {
 // that what they refuse is reported, not retried noisily.
 func TestIntegrationLeastPrivilege(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts a real control plane; not in -short")
+		t.Skip("short mode: starts a real control plane; not in -short")
 	}
 	f, cs := startSandbox(t, "testdata/one.yaml")
 	const cluster, agentNS = "edge-1", "qonnect-system"

@@ -22,7 +22,7 @@ import (
 // its own Raft group of one, with TLS — and answers /readyz.
 func TestImages(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds container images")
+		t.Skip("short mode: builds container images")
 	}
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)

@@ -91,7 +91,7 @@ func run(t *testing.T, env []string, name string, args ...string) string {
 // is what hack/dist.sh renders from .krew.yaml, so the two cannot drift.
 func TestManifest(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds the krew tools")
+		t.Skip("short mode: builds the krew tools")
 	}
 	dir := tools(t)
 	run(t, []string{"PATH=" + os.Getenv("PATH")}, filepath.Join(dir, "validate-krew-manifest"), "-manifest", "qonnect.yaml", "-skip-install")
@@ -158,7 +158,7 @@ func renderTemplate(t *testing.T, version string, sha func(uri string) string) s
 // temporary KREW_ROOT to run `kubectl qonnect version` through kubectl.
 func TestDist(t *testing.T) {
 	if testing.Short() {
-		t.Skip("cross-builds the plugin six times")
+		t.Skip("short mode: cross-builds the plugin six times")
 	}
 	dir := tools(t)
 	out := t.TempDir()

@@ -32,7 +32,7 @@ type env struct {
 
 func TestPaper(t *testing.T) {
 	if testing.Short() {
-		t.Skip("brings up 9 control planes; not in -short")
+		t.Skip("short mode: brings up 9 control planes; not in -short")
 	}
 	f := sandboxtest.Start(t, sandbox.PaperProfile(), sandboxtest.WithQonnect(nil, nil))
 	c, err := scenario.Client(f)

@@ -25,7 +25,7 @@ import (
 // stops and comes back with its objects, and a down that leaves nothing.
 func TestTwoClusters(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts real control planes; not in -short")
+		t.Skip("short mode: starts real control planes; not in -short")
 	}
 	p, err := sandbox.LoadProfile("testdata/two.yaml")
 	if err != nil {
@@ -169,7 +169,7 @@ func processesUnder(t *testing.T, dir string) int {
 // TestUpFailureTearsDown interrupts up halfway: what it started must go.
 func TestUpFailureTearsDown(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts real control planes; not in -short")
+		t.Skip("short mode: starts real control planes; not in -short")
 	}
 	p, err := sandbox.LoadProfile("testdata/two.yaml")
 	if err != nil {

@@ -307,7 +307,7 @@ func others(all []*leadProc, not *leadProc) []*leadProc {
 
 func TestThreeLeadProcesses(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and runs three lead processes")
+		t.Skip("short mode: builds and runs three lead processes")
 	}
 	c := startCluster(t)
 	leader := c.waitLeader(c.procs, 30*time.Second)
@@ -382,7 +382,7 @@ func TestThreeLeadProcesses(t *testing.T) {
 // and serves the same KB.
 func TestLeadJoinsWithNoBootstrap(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and runs four lead processes")
+		t.Skip("short mode: builds and runs four lead processes")
 	}
 	c := startCluster(t)
 	leader := c.waitLeader(c.procs, 30*time.Second)

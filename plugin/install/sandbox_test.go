@@ -252,7 +252,7 @@ func unchangedSince(t *testing.T, what string, since time.Time, before, after ma
 // removes it.
 func TestInstallSandbox(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts two Kubernetes control planes")
+		t.Skip("short mode: starts two Kubernetes control planes")
 	}
 	fx := newFixture(t)
 	cloud, edge := fx.clusters["cloud-a"], fx.clusters["edge-a"]
