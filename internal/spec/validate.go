@@ -103,6 +103,11 @@ func validateComponent(a *Application, i int, names, allowed map[string]bool) er
 	if _, err := fleet.ParseTier(string(c.Tier)); err != nil {
 		return fieldErr(path+".tier", "%v", err)
 	}
+	if c.Manifests != "" && len(c.Resources) > 0 {
+		// Load refuses this before reading files; a spec sent straight to a
+		// lead's API must be refused the same way, not stored half-read.
+		return fieldErr(path, "give either manifests or resources, not both")
+	}
 	if len(c.Resources) == 0 {
 		if c.Manifests != "" {
 			return fieldErr(path+".manifests", "file %q was not read into resources", c.Manifests)

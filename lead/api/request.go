@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -96,7 +98,12 @@ func decodeStrict(b []byte, dst any) error {
 	if err := dec.Decode(dst); err != nil {
 		var ute *json.UnmarshalTypeError
 		if errors.As(err, &ute) {
-			return badRequest(ute.Field, "%s must be %s, got %s", ute.Field, ute.Type, ute.Value)
+			// The field is named once (by Field); the types are said the way
+			// a person writing JSON thinks of them, not as Go types.
+			return badRequest(ute.Field, "cannot be %s (want %s)", withArticle(ute.Value), jsonKind(ute.Type))
+		}
+		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return badRequest(strings.Trim(name, `"`), "unknown field")
 		}
 		return badRequest("", "malformed JSON: %v", err)
 	}
@@ -115,9 +122,42 @@ func readJSON(w http.ResponseWriter, r *http.Request, dst any) ([]byte, error) {
 	return b, decodeStrict(b, dst)
 }
 
+// jsonKind names a Go type as the JSON value it decodes from.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Map, reflect.Struct, reflect.Pointer:
+		return "an object"
+	}
+	return t.String()
+}
+
+// withArticle: "number" → "a number", "array" → "an array".
+func withArticle(v string) string {
+	if v == "" {
+		return "empty"
+	}
+	if strings.ContainsRune("aeiou", rune(v[0])) {
+		return "an " + v
+	}
+	return "a " + v
+}
+
+// checkLabel and checkSubdomain: the message does not repeat the field,
+// which the error names (clients print "FIELD: MESSAGE").
 func checkLabel(field, v string) error {
 	if v == "" {
-		return badRequest(field, "%s is required", field)
+		return badRequest(field, "is required")
 	}
 	if errs := validation.IsDNS1123Label(v); len(errs) > 0 {
 		return badRequest(field, "%q is not a valid name: %s", v, errs[0])
@@ -127,7 +167,7 @@ func checkLabel(field, v string) error {
 
 func checkSubdomain(field, v string) error {
 	if v == "" {
-		return badRequest(field, "%s is required", field)
+		return badRequest(field, "is required")
 	}
 	if errs := validation.IsDNS1123Subdomain(v); len(errs) > 0 {
 		return badRequest(field, "%q is not a valid name: %s", v, errs[0])
