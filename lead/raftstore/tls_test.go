@@ -118,33 +118,38 @@ func TestTLSGroupReplicates(t *testing.T) {
 func TestRaftRefusesNonLeadPeers(t *testing.T) {
 	ca := newTestCA(t)
 	leadSrv, leadCli := ca.tlsConfigs(t, pki.RoleLead, "lead0")
-	agentSrv, agentCli := ca.tlsConfigs(t, pki.RoleAgent, "edge-a")
 
 	lead, err := NewTransport(TransportConfig{Bind: "127.0.0.1:0", ServerTLS: leadSrv, ClientTLS: leadCli})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer lead.Close()
-	agent, err := NewTransport(TransportConfig{Bind: "127.0.0.1:0", ServerTLS: agentSrv, ClientTLS: agentCli})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer agent.Close()
 	go func() { // answer whatever reaches the lead, as raft would
 		for rpc := range lead.Consumer() {
 			rpc.Respond(&raft.RequestVoteResponse{Granted: true}, nil)
 		}
 	}()
 
+	// Agent and user certificates of the same CA, in both directions.
 	var resp raft.RequestVoteResponse
-	err = agent.RequestVote("lead0", lead.LocalAddr(), &raft.RequestVoteRequest{Term: 99}, &resp)
-	if err == nil || resp.Granted {
-		t.Fatalf("agent certificate got a vote from a lead: err=%v", err)
-	}
-	// And a lead refuses to talk to an agent posing as a peer.
-	err = lead.RequestVote("edge-a", agent.LocalAddr(), &raft.RequestVoteRequest{Term: 99}, &resp)
-	if err == nil {
-		t.Fatal("lead accepted an agent as a raft peer")
+	for _, id := range []pki.Identity{{Role: pki.RoleAgent, Name: "edge-a"}, {Role: pki.RoleUser, Name: "alice"}} {
+		t.Run(string(id.Role), func(t *testing.T) {
+			peerSrv, peerCli := ca.tlsConfigs(t, id.Role, id.Name)
+			peer, err := NewTransport(TransportConfig{Bind: "127.0.0.1:0", ServerTLS: peerSrv, ClientTLS: peerCli})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer peer.Close()
+			var resp raft.RequestVoteResponse
+			err = peer.RequestVote("lead0", lead.LocalAddr(), &raft.RequestVoteRequest{Term: 99}, &resp)
+			if err == nil || resp.Granted {
+				t.Fatalf("%s certificate got a vote from a lead: err=%v", id, err)
+			}
+			// And a lead refuses to talk to it posing as a peer.
+			if err := lead.RequestVote(raft.ServerID(id.Name), peer.LocalAddr(), &raft.RequestVoteRequest{Term: 99}, &resp); err == nil {
+				t.Fatalf("lead accepted %s as a raft peer", id)
+			}
+		})
 	}
 	// A plain-TCP (no TLS) peer gets nowhere either.
 	plain, err := NewTransport(TransportConfig{Bind: "127.0.0.1:0"})
