@@ -1,6 +1,8 @@
 package api
 
 import (
+	"net/http"
+	"net/url"
 	"testing"
 
 	"qonnect.io/qonnect/internal/apiv1"
@@ -35,6 +37,22 @@ func FuzzRequestDecoders(f *testing.F) {
 		_ = decodeStrict(b, &mr)
 		if len(b) < 1<<16 {
 			_, _ = s.decodeSpec(b)
+		}
+	})
+}
+
+// FuzzBlockingParams: the query of a blocking read (?index=&wait=) is
+// either refused or gives a wait within the server's bound — an agent
+// cannot park a request for longer than MaxWait.
+func FuzzBlockingParams(f *testing.F) {
+	for _, s := range []string{"index=1&wait=30s", "index=-1", "wait=forever", "wait=-1s", "index=18446744073709551616", "wait=1000000h", "index=%zz"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, query string) {
+		r := &http.Request{URL: &url.URL{RawQuery: query}}
+		_, wait, err := blockingParams(r)
+		if err == nil && (wait < 0 || wait > apiv1.MaxWait) {
+			t.Fatalf("query %q gave wait %v, outside [0, %v]", query, wait, apiv1.MaxWait)
 		}
 	})
 }
