@@ -61,6 +61,13 @@ type Config struct {
 	// bounds what is stored per placement and what a decision allocates on
 	// a large fleet; Explanation.OmittedNodes counts the rest.
 	ExplainNodes int
+	// ExplainClusters is how many clusters an explanation lists: the
+	// chosen one and the current one always, then the others in order
+	// (losers best first, then the filtered). Default 32; negative lists
+	// only the chosen and current. Explanations are stored with every
+	// placement, and a tier of hundreds of clusters made them most of a
+	// lead's memory.
+	ExplainClusters int
 }
 
 // Input is everything the scheduler needs to decide one application.

@@ -66,9 +66,22 @@ func (r *round) explain(dc *decision, chosen int, summary string) *Explanation {
 		}
 		return cmp.Compare(a, b)
 	})
-	e.Clusters = make([]ClusterScore, 0, len(rk.clusters))
+	curName := ""
+	if dc.cur != nil {
+		curName = dc.cur.Cluster
+	}
+	limit := max(r.cfg.ExplainClusters, 0)
+	e.Clusters = make([]ClusterScore, 0, min(len(rk.clusters), limit+2))
+	listed := 0
 	for _, k := range order {
 		cr := &rk.clusters[k]
+		if outcome(cr) != 0 && r.name(cr) != curName {
+			if listed >= limit {
+				e.OmittedClusters++
+				continue
+			}
+			listed++
+		}
 		cs := ClusterScore{Cluster: r.name(cr), Score: cr.score, KeptNodes: cr.kept}
 		switch outcome(cr) {
 		case 2:

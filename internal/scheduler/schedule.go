@@ -14,10 +14,11 @@ import (
 
 // The defaults of Config.
 const (
-	DefaultMargin         = 0.10
-	DefaultNodeStaleAfter = 2 * time.Minute
-	DefaultBackoff        = 5 * time.Minute
-	DefaultExplainNodes   = 16
+	DefaultMargin          = 0.10
+	DefaultNodeStaleAfter  = 2 * time.Minute
+	DefaultBackoff         = 5 * time.Minute
+	DefaultExplainNodes    = 16
+	DefaultExplainClusters = 32
 )
 
 // withDefaults fills zero fields. A negative Margin means no hysteresis
@@ -37,6 +38,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.ExplainNodes == 0 {
 		cfg.ExplainNodes = DefaultExplainNodes
+	}
+	if cfg.ExplainClusters == 0 {
+		cfg.ExplainClusters = DefaultExplainClusters
 	}
 	return cfg
 }

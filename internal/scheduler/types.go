@@ -64,6 +64,8 @@ type Explanation struct {
 	Nodes []NodeScore `json:"nodes"`
 	// OmittedNodes counts candidates not listed in Nodes (Config.ExplainNodes).
 	OmittedNodes int `json:"omittedNodes,omitempty"`
+	// OmittedClusters counts clusters not listed in Clusters (Config.ExplainClusters).
+	OmittedClusters int `json:"omittedClusters,omitempty"`
 	// Clusters are every cluster of the tier: chosen, lost or filtered.
 	Clusters []ClusterScore `json:"clusters"`
 	Chosen   string         `json:"chosen,omitempty"`

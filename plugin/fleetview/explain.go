@@ -136,6 +136,9 @@ func WriteExplanation(w io.Writer, e *scheduler.Explanation) error {
 			tfmt("  %s\t%s\t%s\t%d\t%s\n", c.Cluster, c.Outcome, score, c.KeptNodes, OrDash(c.Reason))
 		}
 		_ = tw.Flush()
+		if e.OmittedClusters > 0 {
+			ew.printf("  … and %d more clusters, not listed.\n", e.OmittedClusters)
+		}
 	}
 	ew.printf("\nSummary: %s\n", OrDash(e.Summary))
 	return ew.err
