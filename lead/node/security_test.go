@@ -23,7 +23,7 @@ import (
 // request, and no key material in logs or error bodies.
 func TestLeadSecurity(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and runs three lead processes")
+		t.Skip("short mode: builds and runs three lead processes")
 	}
 	c := startCluster(t)
 	leader := c.waitLeader(c.procs, 30*time.Second)
