@@ -77,7 +77,7 @@ func (d DirectConnector) Connect(context.Context) (*Session, error) {
 			return nil, fmt.Errorf("lead TLS: %w", err)
 		}
 	}
-	c, err := leadclient.New(leadclient.Config{Addresses: d.Addresses, TLS: cfg, Timeout: d.Timeout})
+	c, err := leadclient.New(leadclient.Config{Addresses: d.Addresses, TLS: cfg, Timeout: d.Timeout, ConsistentReads: true})
 	if err != nil {
 		return nil, err
 	}

@@ -94,7 +94,7 @@ func (k *KubeConnector) Connect(ctx context.Context) (*Session, error) {
 	if len(addrs) == 0 {
 		return nil, fmt.Errorf("port-forward to the lead pods in %s: %w", k.Namespace, errors.Join(errs...))
 	}
-	c, err := leadclient.New(leadclient.Config{Addresses: addrs, TLS: cfg, Timeout: k.Timeout})
+	c, err := leadclient.New(leadclient.Config{Addresses: addrs, TLS: cfg, Timeout: k.Timeout, ConsistentReads: true})
 	if err != nil {
 		stopAll(stops)
 		return nil, err

@@ -39,6 +39,11 @@ type Config struct {
 	Timeout time.Duration
 	// Transport replaces the HTTP transport (tests, port-forwards).
 	Transport http.RoundTripper
+	// ConsistentReads makes every read catch up with the leader first, so
+	// what a user wrote with one command the next command sees, whichever
+	// lead answers. Without it, reads are consistent only after this
+	// client's own writes.
+	ConsistentReads bool
 }
 
 // Client calls the leads. It is safe for concurrent use.
@@ -83,7 +88,7 @@ func New(cfg Config) (*Client, error) {
 	if timeout == 0 {
 		timeout = 10 * time.Second
 	}
-	return &Client{http: &http.Client{Transport: rt}, timeout: timeout, addrs: addrs}, nil
+	return &Client{http: &http.Client{Transport: rt}, timeout: timeout, addrs: addrs, wrote: cfg.ConsistentReads}, nil
 }
 
 func normalize(a string, tlsOn bool) (string, error) {
@@ -197,7 +202,9 @@ func (c *Client) once(ctx context.Context, base, method, path string, query url.
 	ctx, cancel := context.WithTimeout(ctx, c.timeout+wait)
 	defer cancel()
 	u := base + path
-	if method == http.MethodGet && c.hasWritten() && query.Get("consistent") == "" {
+	// The group's status is each lead's own view, and is wanted most when
+	// there is no leader to be consistent with.
+	if method == http.MethodGet && path != "/v1/raft" && c.hasWritten() && query.Get("consistent") == "" {
 		q := url.Values{}
 		for k, v := range query {
 			q[k] = v

@@ -65,3 +65,19 @@ func TestFailover(t *testing.T) {
 		t.Fatalf("first address now %s, want the lead that answered", got)
 	}
 }
+
+func TestConsistentReads(t *testing.T) {
+	var got string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.URL.RawQuery
+		w.Write([]byte(`{}`))
+	}))
+	defer srv.Close()
+	c, _ := New(Config{Addresses: []string{srv.URL}, ConsistentReads: true})
+	if err := c.Do(context.Background(), http.MethodGet, "/v1/apps", nil, nil, nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got != "consistent=true" {
+		t.Fatalf("query = %q, want consistent=true", got)
+	}
+}
