@@ -124,7 +124,7 @@ func (o *DescribeOptions) Run(ctx context.Context) error {
 
 // writeDescription is kubectl describe's layout for an application.
 func writeDescription(out io.Writer, app *apiv1.App, now time.Time) error {
-	ew := &errWriter{w: out}
+	ew := &fleetview.ErrWriter{W: out}
 	sum := fleetview.AppOf(app)
 	tw := tabwriter.NewWriter(ew, 0, 8, 1, ' ', 0)
 	when := func(t time.Time) string {
@@ -142,7 +142,7 @@ func writeDescription(out io.Writer, app *apiv1.App, now time.Time) error {
 	fmt.Fprintf(tw, "Status:\t%s (%d/%d components healthy)\n", sum.Status, sum.Healthy, sum.Components)
 	_ = tw.Flush()
 
-	ew.printf("Components:\n")
+	ew.Printf("Components:\n")
 	tw = tabwriter.NewWriter(ew, 0, 8, 2, ' ', 0)
 	fmt.Fprintf(tw, "  NAME\tTIER\tOBJECTS\tCLUSTER\tNODES\tPHASE\tREADY\tSINCE\n")
 	comps := fleetview.Components(app)
@@ -163,7 +163,7 @@ func writeDescription(out io.Writer, app *apiv1.App, now time.Time) error {
 	}
 	_ = tw.Flush()
 
-	ew.printf("Placements:\n")
+	ew.Printf("Placements:\n")
 	for _, c := range comps {
 		line := "  " + c.Component + ": "
 		switch {
@@ -185,45 +185,28 @@ func writeDescription(out io.Writer, app *apiv1.App, now time.Time) error {
 		if why != "" {
 			line += ": " + why
 		}
-		ew.printf("%s\n", line)
+		ew.Printf("%s\n", line)
 		if c.Message != "" && c.Message != c.Reason {
-			ew.printf("    agent: %s\n", c.Message)
+			ew.Printf("    agent: %s\n", c.Message)
 		}
 	}
 
-	ew.printf("Events:")
+	ew.Printf("Events:")
 	events := append([]apiv1.Event(nil), app.Events...)
 	sort.SliceStable(events, func(i, j int) bool { return events[i].Time.Before(events[j].Time) })
 	if len(events) > maxEvents {
 		events = events[len(events)-maxEvents:]
 	}
 	if len(events) == 0 {
-		ew.printf("\t<none>\n")
-		return ew.err
+		ew.Printf("\t<none>\n")
+		return ew.Err
 	}
-	ew.printf("\n")
+	ew.Printf("\n")
 	tw = tabwriter.NewWriter(ew, 0, 8, 2, ' ', 0)
 	fmt.Fprintf(tw, "  AGE\tCOMPONENT\tREASON\tMESSAGE\n")
 	for _, e := range events {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", fleetview.Age(now, e.Time), fleetview.OrDash(e.Component), e.Reason, e.Message)
 	}
 	_ = tw.Flush()
-	return ew.err
+	return ew.Err
 }
-
-// errWriter keeps the first write error so a long report checks it once.
-type errWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (e *errWriter) Write(p []byte) (int, error) {
-	if e.err != nil {
-		return 0, e.err
-	}
-	n, err := e.w.Write(p)
-	e.err = err
-	return n, err
-}
-
-func (e *errWriter) printf(format string, args ...any) { fmt.Fprintf(e, format, args...) }

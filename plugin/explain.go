@@ -119,21 +119,21 @@ func (o *ExplainOptions) Run(ctx context.Context) error {
 }
 
 func writeExplain(w interface{ Write([]byte) (int, error) }, app string, p scheduler.Placement) error {
-	ew := &errWriter{w: w}
+	ew := &fleetview.ErrWriter{W: w}
 	where := p.Cluster
 	if where == "" {
 		where = "pending"
 	}
-	ew.printf("=== %s/%s: %s", app, p.Component, where)
+	ew.Printf("=== %s/%s: %s", app, p.Component, where)
 	if len(p.Nodes) > 0 {
-		ew.printf(" (nodes %s)", fleetview.Join(p.Nodes))
+		ew.Printf(" (nodes %s)", fleetview.Join(p.Nodes))
 	}
-	ew.printf("\n")
+	ew.Printf("\n")
 	if p.Reason != "" {
-		ew.printf("Reason:       %s\n", p.Reason)
+		ew.Printf("Reason:       %s\n", p.Reason)
 	}
-	if ew.err != nil {
-		return ew.err
+	if ew.Err != nil {
+		return ew.Err
 	}
 	if p.Explanation == nil {
 		_, err := fmt.Fprintln(w, "No explanation recorded.")

@@ -77,7 +77,7 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 		}
 		return p.PrintObj(RaftStatusObject(st), o.root.Out)
 	}
-	ew := &errWriter{w: o.root.Out}
+	ew := &fleetview.ErrWriter{W: o.root.Out}
 	tw := tabwriter.NewWriter(ew, 0, 8, 1, ' ', 0)
 	leader := fleetview.OrDash(st.Leader)
 	if st.Leader == "" {
@@ -93,7 +93,7 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 	fmt.Fprintf(tw, "Applied index:\t%d\n", st.AppliedIndex)
 	fmt.Fprintf(tw, "KB hash:\t%s\n", fleetview.OrDash(st.KBHash))
 	_ = tw.Flush()
-	ew.printf("Members:\n")
+	ew.Printf("Members:\n")
 	tw = tabwriter.NewWriter(ew, 0, 8, 2, ' ', 0)
 	fmt.Fprintf(tw, "  ID\tSTATE\tSUFFRAGE\tREACHABLE\tRAFT ADDRESS\tAPI ADDRESS\n")
 	for _, l := range fleetview.LeadsOf(st) {
@@ -101,7 +101,7 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 			fleetview.Reachable(l.Reachable), fleetview.OrDash(l.RaftAddr), fleetview.OrDash(l.APIAddr))
 	}
 	_ = tw.Flush()
-	return ew.err
+	return ew.Err
 }
 
 // LeadsAddOptions are `leads add`'s flags.

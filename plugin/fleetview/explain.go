@@ -53,10 +53,10 @@ func Resources(r fleet.Resources) string {
 // weights, each candidate node's values and Borda ranks per criterion with
 // its weighted score, each cluster's score and outcome, and the summary.
 func WriteExplanation(w io.Writer, e *scheduler.Explanation) error {
-	ew := &errWriter{w: w}
+	ew := &ErrWriter{W: w}
 	if e == nil {
-		ew.printf("No explanation recorded.\n")
-		return ew.err
+		ew.Printf("No explanation recorded.\n")
+		return ew.Err
 	}
 	weights := QoS(e.Weights)
 	if e.Balanced {
@@ -81,12 +81,12 @@ func WriteExplanation(w io.Writer, e *scheduler.Explanation) error {
 	if len(criteria) == 0 {
 		criteria = defaultCriteria
 	}
-	ew.printf("\nNodes: value (Borda rank, higher is better); GOALS energy/cost/performance:\n")
+	ew.Printf("\nNodes: value (Borda rank, higher is better); GOALS energy/cost/performance:\n")
 	if e.RankedNodes > 0 {
-		ew.printf("  %d healthy nodes of the tier ranked; mean score %s: nodes at or above it are kept.\n", e.RankedNodes, Score(e.Mean))
+		ew.Printf("  %d healthy nodes of the tier ranked; mean score %s: nodes at or above it are kept.\n", e.RankedNodes, Score(e.Mean))
 	}
 	if len(e.Nodes) == 0 {
-		ew.printf("  none passed the filters\n")
+		ew.Printf("  none passed the filters\n")
 	} else {
 		tw = tabwriter.NewWriter(ew, 0, 8, 2, ' ', 0)
 		tfmt("  CLUSTER\tNODE")
@@ -113,18 +113,18 @@ func WriteExplanation(w io.Writer, e *scheduler.Explanation) error {
 		}
 		_ = tw.Flush()
 		if e.OmittedNodes > 0 {
-			ew.printf("  … and %d more candidates, not listed.\n", e.OmittedNodes)
+			ew.Printf("  … and %d more candidates, not listed.\n", e.OmittedNodes)
 		}
 		for _, n := range e.Nodes {
 			for _, p := range n.Problems {
-				ew.printf("  %s/%s: %s\n", n.Cluster, n.Node, p)
+				ew.Printf("  %s/%s: %s\n", n.Cluster, n.Node, p)
 			}
 		}
 	}
 
-	ew.printf("\nClusters:\n")
+	ew.Printf("\nClusters:\n")
 	if len(e.Clusters) == 0 {
-		ew.printf("  no cluster of tier %s\n", e.Tier)
+		ew.Printf("  no cluster of tier %s\n", e.Tier)
 	} else {
 		tw = tabwriter.NewWriter(ew, 0, 8, 2, ' ', 0)
 		tfmt("  CLUSTER\tOUTCOME\tSCORE\tKEPT NODES\tREASON\n")
@@ -137,26 +137,27 @@ func WriteExplanation(w io.Writer, e *scheduler.Explanation) error {
 		}
 		_ = tw.Flush()
 		if e.OmittedClusters > 0 {
-			ew.printf("  … and %d more clusters, not listed.\n", e.OmittedClusters)
+			ew.Printf("  … and %d more clusters, not listed.\n", e.OmittedClusters)
 		}
 	}
-	ew.printf("\nSummary: %s\n", OrDash(e.Summary))
-	return ew.err
+	ew.Printf("\nSummary: %s\n", OrDash(e.Summary))
+	return ew.Err
 }
 
-// errWriter keeps the first write error so a long report checks it once.
-type errWriter struct {
-	w   io.Writer
-	err error
+// ErrWriter keeps the first write error so a long report checks it once.
+type ErrWriter struct {
+	W   io.Writer
+	Err error
 }
 
-func (e *errWriter) Write(p []byte) (int, error) {
-	if e.err != nil {
-		return 0, e.err
+func (e *ErrWriter) Write(p []byte) (int, error) {
+	if e.Err != nil {
+		return 0, e.Err
 	}
-	n, err := e.w.Write(p)
-	e.err = err
+	n, err := e.W.Write(p)
+	e.Err = err
 	return n, err
 }
 
-func (e *errWriter) printf(format string, args ...any) { fmt.Fprintf(e, format, args...) }
+// Printf writes a formatted line; a failure is kept in Err.
+func (e *ErrWriter) Printf(format string, args ...any) { fmt.Fprintf(e, format, args...) }
