@@ -82,10 +82,8 @@ everything locally, then submits it. Nothing is sent when any spec is invalid.`,
 // Complete checks the flags' values.
 func (o *ApplyOptions) Complete(*cobra.Command, []string) error {
 	o.DryRun = strings.ToLower(o.DryRun)
-	if !o.Output.Human() {
-		if _, err := o.Output.Printer(); err != nil {
-			return err
-		}
+	if err := o.Output.Check(); err != nil {
+		return err
 	}
 	return nil
 }

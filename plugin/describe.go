@@ -89,10 +89,8 @@ func (o *DescribeOptions) Complete(_ *cobra.Command, args []string) error {
 	if o.name, _, err = appArgs(args, 0); err != nil {
 		return err
 	}
-	if !o.Output.Human() {
-		if _, err := o.Output.Printer(); err != nil {
-			return err
-		}
+	if err := o.Output.Check(); err != nil {
+		return err
 	}
 	o.connector, err = o.root.Connector()
 	return err

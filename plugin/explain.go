@@ -55,10 +55,8 @@ func (o *ExplainOptions) Complete(_ *cobra.Command, args []string) error {
 	if len(extra) == 1 {
 		o.component = extra[0]
 	}
-	if !o.Output.Human() {
-		if _, err := o.Output.Printer(); err != nil {
-			return err
-		}
+	if err := o.Output.Check(); err != nil {
+		return err
 	}
 	o.connector, err = o.root.Connector()
 	return err

@@ -43,6 +43,15 @@ func (f *OutputFlags) Human() bool {
 	return s == "" || (f.tableOK && s == "wide")
 }
 
+// Check fails early, in Complete, on an output format no printer knows.
+func (f *OutputFlags) Check() error {
+	if f.Human() {
+		return nil
+	}
+	_, err := f.Printer()
+	return err
+}
+
 // Printer returns the printer for machine-readable output; call it only
 // when Human is false. An unknown -o is an error naming the known ones.
 func (f *OutputFlags) Printer() (printers.ResourcePrinter, error) {

@@ -46,10 +46,8 @@ func NewCmdStatus(root *RootOptions) *cobra.Command {
 
 // Complete resolves the connector.
 func (o *StatusOptions) Complete(*cobra.Command, []string) error {
-	if !o.Output.Human() {
-		if _, err := o.Output.Printer(); err != nil {
-			return err
-		}
+	if err := o.Output.Check(); err != nil {
+		return err
 	}
 	var err error
 	o.connector, err = o.root.Connector()
