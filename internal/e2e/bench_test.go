@@ -77,18 +77,7 @@ func BenchmarkPaper(b *testing.B) {
 			if err := f.StopCluster(ctx, victim); err != nil {
 				b.Fatal(err)
 			}
-			err = scenario.Until(ctx, 2*time.Minute, comp+" away from "+victim, func(ctx context.Context) (bool, string, error) {
-				a, err := c.GetApp(ctx, "book-0")
-				if err != nil {
-					return false, err.Error(), nil
-				}
-				if scenario.PlacementOf(a)[comp] == victim {
-					return false, "still there", nil
-				}
-				ok, why := scenario.Healthy(a, nil)
-				return ok, why, nil
-			})
-			if err != nil {
+			if _, err := scenario.WaitAway(ctx, c, "book-0", comp, victim, 2*time.Minute); err != nil {
 				b.Fatal(err)
 			}
 			failover = append(failover, time.Since(t0))
@@ -107,11 +96,7 @@ func BenchmarkPaper(b *testing.B) {
 			if err := f.KillLead(leader); err != nil {
 				b.Fatal(err)
 			}
-			err = scenario.Until(ctx, time.Minute, "new leader", func(ctx context.Context) (bool, string, error) {
-				id, err := scenario.Leader(ctx, f, time.Second)
-				return err == nil && id != leader, "none yet", nil
-			})
-			if err != nil {
+			if _, err := scenario.NewLeader(ctx, f, leader, time.Minute); err != nil {
 				b.Fatal(err)
 			}
 			election = append(election, time.Since(t0))

@@ -94,15 +94,7 @@ func testReelection(t *testing.T, e *env) {
 		if err := e.f.KillLead(leader); err != nil {
 			t.Fatal(err)
 		}
-		var next string
-		err = scenario.Until(ctx, 30*time.Second, "a new leader", func(ctx context.Context) (bool, string, error) {
-			id, err := scenario.Leader(ctx, e.f, time.Second)
-			if err != nil || id == leader {
-				return false, "none yet", nil
-			}
-			next = id
-			return true, "", nil
-		})
+		next, err := scenario.NewLeader(ctx, e.f, leader, 30*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -113,7 +113,7 @@ func Demo(ctx context.Context, o DemoOptions) (err error) {
 	if err := f.StopCluster(ctx, victim); err != nil {
 		return err
 	}
-	got, err = waitAway(ctx, c, app.Metadata.Name, "reviews", victim, 3*time.Minute)
+	got, err = WaitAway(ctx, c, app.Metadata.Name, "reviews", victim, 3*time.Minute)
 	if err != nil {
 		return err
 	}
@@ -128,7 +128,7 @@ func Demo(ctx context.Context, o DemoOptions) (err error) {
 	if err := f.KillLead(leader); err != nil {
 		return err
 	}
-	newLeader, err := newLeaderThan(ctx, f, leader, 30*time.Second)
+	newLeader, err := NewLeader(ctx, f, leader, 30*time.Second)
 	if err != nil {
 		return err
 	}
@@ -185,8 +185,9 @@ func waitMoved(ctx context.Context, c *leadclient.Client, name string, before Pl
 	return app, err
 }
 
-// waitAway waits until component is healthy on a cluster other than from.
-func waitAway(ctx context.Context, c *leadclient.Client, name, component, from string, timeout time.Duration) (*apiv1.App, error) {
+// WaitAway waits until component is placed on a cluster other than from
+// and the whole application is healthy.
+func WaitAway(ctx context.Context, c *leadclient.Client, name, component, from string, timeout time.Duration) (*apiv1.App, error) {
 	var app *apiv1.App
 	err := Until(ctx, timeout, component+" away from "+from, func(ctx context.Context) (bool, string, error) {
 		a, err := c.GetApp(ctx, name)
@@ -206,7 +207,8 @@ func waitAway(ctx context.Context, c *leadclient.Client, name, component, from s
 	return app, err
 }
 
-func newLeaderThan(ctx context.Context, f *sandbox.Federation, old string, timeout time.Duration) (string, error) {
+// NewLeader waits until the leads agree on a leader other than old.
+func NewLeader(ctx context.Context, f *sandbox.Federation, old string, timeout time.Duration) (string, error) {
 	var leader string
 	err := Until(ctx, timeout, "a new leader", func(ctx context.Context) (bool, string, error) {
 		id, err := Leader(ctx, f, time.Second)
