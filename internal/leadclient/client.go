@@ -54,10 +54,11 @@ type Client struct {
 	mu    sync.Mutex
 	addrs []string
 	next  int // index of the address to try first
-	// wrote is set once a write succeeded: from then on reads ask for a
-	// consistent answer, since the next lead tried may not have applied
-	// the write yet (read-your-writes, e.g. apply --wait).
-	wrote bool
+	// consistent makes reads ask for an answer caught up with the leader:
+	// from the start with Config.ConsistentReads, else once a write
+	// succeeded, since the next lead tried may not have applied it yet
+	// (read-your-writes, e.g. apply --wait).
+	consistent bool
 }
 
 // New returns a client for the given leads.
@@ -88,7 +89,7 @@ func New(cfg Config) (*Client, error) {
 	if timeout == 0 {
 		timeout = 10 * time.Second
 	}
-	return &Client{http: &http.Client{Transport: rt}, timeout: timeout, addrs: addrs, wrote: cfg.ConsistentReads}, nil
+	return &Client{http: &http.Client{Transport: rt}, timeout: timeout, addrs: addrs, consistent: cfg.ConsistentReads}, nil
 }
 
 func normalize(a string, tlsOn bool) (string, error) {
@@ -204,7 +205,7 @@ func (c *Client) once(ctx context.Context, base, method, path string, query url.
 	u := base + path
 	// The group's status is each lead's own view, and is wanted most when
 	// there is no leader to be consistent with.
-	if method == http.MethodGet && path != "/v1/raft" && c.hasWritten() && query.Get("consistent") == "" {
+	if method == http.MethodGet && path != "/v1/raft" && c.readsConsistent() && query.Get("consistent") == "" {
 		q := url.Values{}
 		for k, v := range query {
 			q[k] = v
@@ -245,7 +246,7 @@ func (c *Client) once(ctx context.Context, base, method, path string, query url.
 	}
 	if method != http.MethodGet {
 		c.mu.Lock()
-		c.wrote = true
+		c.consistent = true
 		c.mu.Unlock()
 	}
 	if out == nil {
@@ -257,10 +258,10 @@ func (c *Client) once(ctx context.Context, base, method, path string, query url.
 	return nil
 }
 
-func (c *Client) hasWritten() bool {
+func (c *Client) readsConsistent() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.wrote
+	return c.consistent
 }
 
 func codeFor(status int) string {
